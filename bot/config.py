@@ -1,0 +1,220 @@
+"""Configuration: one settings object read from the environment and `.env`.
+
+Environment variables override `.env`. Variable names are part of the deployment contract
+(see README "Settings"); do not rename them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IdSet = Annotated[frozenset[int], NoDecode]
+
+# Where an operator gets each required value; shown when it is missing.
+WHERE_TO_GET = {
+    "TELEGRAM_BOT_TOKEN": "create a bot with @BotFather in Telegram and copy its token",
+    "YANDEX_API_KEY": (
+        "create a service account with roles ai.assistants.editor and ai.languageModels.user "
+        "in Yandex Cloud, then an API key with scope yc.ai.foundationModels.execute"
+    ),
+    "YANDEX_FOLDER_ID": "the id of your Yandex Cloud folder (console → folder → Overview)",
+    "OPENAI_API_KEY": "create a key at platform.openai.com → API keys",
+    "WEBHOOK_SECRET": "any random string of 1-256 characters A-Z a-z 0-9 _ -",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # Telegram
+    telegram_bot_token: SecretStr
+    telegram_api_base: str | None = None
+    telegram_api_local: bool = False
+
+    # LLM provider
+    llm_provider: Literal["yandex", "openai"] = "yandex"
+    yandex_api_key: SecretStr | None = None
+    yandex_folder_id: str | None = None
+    yandex_cloud_model: str = "qwen3-235b-a22b-fp8/latest"
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4.1"
+    llm_base_url: str | None = None
+    llm_max_retries: int = Field(default=3, ge=0, le=10)
+    system_prompt_file: Path | None = None
+
+    # State
+    data_dir: Path = Path("./data")
+    redis_url: SecretStr | None = None
+
+    # Analyses
+    max_concurrent_analyses: int = Field(default=3, ge=1)
+    analysis_timeout_seconds: float = Field(default=600.0, gt=0)
+    max_artifacts: int = Field(default=20, ge=0)
+    max_artifact_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    conversation_ttl_hours: float = Field(default=24.0, gt=0)
+
+    # Files
+    max_files_per_chat: int = Field(default=10, ge=1)
+    max_chat_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    file_retention_days: float = Field(default=30.0, gt=0)
+
+    # Access and quotas
+    allowed_user_ids: IdSet = frozenset()
+    allowed_chat_ids: IdSet = frozenset()
+    admin_user_ids: IdSet = frozenset()
+    daily_user_quota: int = Field(default=30, ge=0)
+    daily_chat_quota: int = Field(default=200, ge=0)
+
+    # Telegram behaviour
+    default_language: Literal["ru", "en"] = "ru"
+    edit_interval_private: float = Field(default=1.0, ge=0)
+    edit_interval_group: float = Field(default=3.0, ge=0)
+
+    # Running
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "0.0.0.0"  # noqa: S104 - the webhook must listen on all interfaces in Docker
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
+    @classmethod
+    def _parse_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",")]
+            ids = []
+            for part in parts:
+                if not part:
+                    continue
+                try:
+                    ids.append(int(part))
+                except ValueError:
+                    raise ValueError(f"{part!r} is not a numeric Telegram id") from None
+            return frozenset(ids)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("llm_provider", "default_language", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator(
+        "telegram_api_base",
+        "llm_base_url",
+        "webhook_url",
+        "yandex_folder_id",
+        "health_port",
+        "redis_url",
+        "webhook_secret",
+        "yandex_api_key",
+        "openai_api_key",
+        "system_prompt_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _provider_credentials(self) -> Settings:
+        missing = []
+        if self.llm_provider == "yandex":
+            if self.yandex_api_key is None:
+                missing.append("YANDEX_API_KEY")
+            if not self.yandex_folder_id:
+                missing.append("YANDEX_FOLDER_ID")
+        elif self.openai_api_key is None:
+            missing.append("OPENAI_API_KEY")
+        if self.webhook_url and self.webhook_secret is None:
+            missing.append("WEBHOOK_SECRET")
+        if missing:
+            raise MissingSettingsError(missing)
+        return self
+
+    @property
+    def use_webhook(self) -> bool:
+        return bool(self.webhook_url)
+
+    @property
+    def llm_model(self) -> str:
+        if self.llm_provider == "yandex":
+            return f"gpt://{self.yandex_folder_id}/{self.yandex_cloud_model}"
+        return self.openai_model
+
+    @property
+    def llm_api_key(self) -> str:
+        key = self.yandex_api_key if self.llm_provider == "yandex" else self.openai_api_key
+        assert key is not None  # guaranteed by _provider_credentials
+        return key.get_secret_value()
+
+    @property
+    def llm_api_base(self) -> str | None:
+        if self.llm_base_url:
+            return self.llm_base_url
+        if self.llm_provider == "yandex":
+            return "https://ai.api.cloud.yandex.net/v1"
+        return None  # the SDK's default
+
+
+class MissingSettingsError(ValueError):
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__("missing: " + ", ".join(names))
+
+
+class ConfigError(Exception):
+    """A configuration problem explained in plain words (no traceback needed)."""
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        ctx = item.get("ctx") or {}
+        inner = ctx.get("error")
+        if isinstance(inner, MissingSettingsError):
+            for name in inner.names:
+                lines.append(f"  {name} is not set: {WHERE_TO_GET.get(name, 'see .env.example')}")
+            continue
+        name = "_".join(str(p) for p in item["loc"]).upper() or "settings"
+        if item["type"] == "missing":
+            lines.append(f"  {name} is not set: {WHERE_TO_GET.get(name, 'see .env.example')}")
+        else:
+            # Never echo the offending value: it may be a secret.
+            message = str(inner) if isinstance(inner, Exception) else item["msg"]
+            lines.append(f"  {name} is invalid: {message}")
+    return "Configuration error:\n" + "\n".join(lines) + (
+        "\nSet the variables in the environment or in a .env file (see .env.example)."
+    )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; raise ConfigError with a readable explanation on any problem."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(_explain(error)) from None
+
+
+def load_settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        raise SystemExit(2) from None
