@@ -1,0 +1,36 @@
+# Multi-stage build: dependencies are resolved with uv in a build stage; the runtime image
+# holds the virtual environment, the bot's source and the bundled datasets, and runs as a
+# non-root user.
+
+FROM python:3.11-slim AS build
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN pip install "uv>=0.9,<1"
+WORKDIR /app
+COPY pyproject.toml README.md ./
+# Runtime dependencies only: no dev or dataset-build groups, and the project itself is
+# run from source (python -m bot), not installed.
+RUN uv sync --no-default-groups --no-install-project
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 bot \
+    && mkdir /data \
+    && chown bot:bot /data
+WORKDIR /app
+COPY --from=build /app/.venv /app/.venv
+COPY bot ./bot
+COPY datasets/catalog.json datasets/*.csv ./datasets/
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    DATA_DIR=/data \
+    HEALTH_PORT=8081
+USER bot
+VOLUME ["/data"]
+EXPOSE 8080 8081
+# /healthz answers on WEBHOOK_PORT in webhook mode and on HEALTH_PORT in polling mode.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "bot.healthcheck"]
+CMD ["python", "-m", "bot"]
