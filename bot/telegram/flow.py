@@ -1,0 +1,229 @@
+"""One analysis as the chat sees it: refusals, the live progress message, the results."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.types import Message
+from aiogram.utils.chat_action import ChatActionSender
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.engine.types import FailureReason, TurnFailed, TurnFinished, TurnResult
+from bot.services.analysis import AnalysisRefused, AnalysisRequest, AnalysisService, RefusalReason
+from bot.storage.base import ActiveAnalysis
+from bot.telegram import keyboards
+from bot.telegram.i18n import Translator, translator
+from bot.telegram.progress import PacedEditor, ProgressView, format_elapsed
+from bot.telegram.render import Destination, send_answer, send_artifacts
+
+log = logging.getLogger(__name__)
+
+
+def thread_of(message: Message) -> int | None:
+    """The forum topic to answer in: never the General topic (id 1, which must be
+    omitted), and only for real topic messages (not reply threads of plain groups)."""
+    if message.is_topic_message and message.message_thread_id not in (None, 1):
+        return message.message_thread_id
+    return None
+
+
+def is_group(message: Message) -> bool:
+    return message.chat.type in ("group", "supergroup")
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Who asks, where, and in which language."""
+
+    chat_id: int
+    user_id: int
+    thread_id: int | None
+    reply_to: int | None
+    group: bool
+    is_admin: bool
+    t: Translator
+
+    @classmethod
+    def of(cls, message: Message, user_id: int, t: Translator, is_admin: bool) -> Asker:
+        return cls(
+            chat_id=message.chat.id,
+            user_id=user_id,
+            thread_id=thread_of(message),
+            reply_to=message.message_id,
+            group=is_group(message),
+            is_admin=is_admin,
+            t=t,
+        )
+
+
+async def run_analysis(
+    bot: Bot,
+    asker: Asker,
+    question: str,
+    *,
+    analyses: AnalysisService,
+    catalog: Catalog,
+    settings: Settings,
+) -> None:
+    t = asker.t
+    to = Destination(asker.chat_id, asker.thread_id, asker.reply_to)
+    try:
+        analysis = await analyses.begin(
+            AnalysisRequest(
+                chat_id=asker.chat_id,
+                user_id=asker.user_id,
+                question=question,
+                language=t.language,
+                thread_id=asker.thread_id,
+                is_admin=asker.is_admin,
+            )
+        )
+    except AnalysisRefused as refusal:
+        await _refuse(bot, to, refusal, asker, catalog)
+        return
+
+    interval = settings.edit_interval_group if asker.group else settings.edit_interval_private
+    cancel_markup = keyboards.cancel(t, analysis.id)
+    view = ProgressView(t)
+    result: TurnResult | None = None
+    failure: TurnFailed | None = None
+    editor: PacedEditor | None = None
+    try:
+        editor = await PacedEditor.send(
+            bot,
+            asker.chat_id,
+            view.render(),
+            interval=interval,
+            thread_id=asker.thread_id,
+            reply_to=asker.reply_to,
+            markup=cancel_markup,
+        )
+        await analysis.set_progress_message(editor.message_id)
+        async with ChatActionSender.typing(
+            bot=bot, chat_id=asker.chat_id, message_thread_id=asker.thread_id
+        ):
+            async for event in analysis.events():
+                if isinstance(event, TurnFinished):
+                    result = event.result
+                elif isinstance(event, TurnFailed):
+                    failure = event
+                elif view.apply(event):
+                    editor.update(view.render(), cancel_markup)
+    except Exception:
+        log.exception("analysis=%s crashed in chat=%s", analysis.id, asker.chat_id)
+    finally:
+        await analysis.close()
+
+    if analysis.interrupted_by_shutdown:
+        return  # reported to the chat after the restart
+    elapsed = format_elapsed(t, analysis.elapsed)
+    if result is not None:
+        summary = t("progress-done", elapsed=elapsed)
+        images = sum(1 for a in result.artifacts if a.is_image)
+        if images:
+            summary += "\n" + t("progress-charts", count=images)
+        if editor is not None:
+            await _quietly(editor.finish(summary))
+        await deliver(bot, to, result, t)
+        return
+    if editor is not None:
+        cancelled = failure is not None and failure.reason is FailureReason.CANCELLED
+        status = t("progress-cancelled") if cancelled else t("progress-failed", elapsed=elapsed)
+        await _quietly(editor.finish(status))
+    if failure is not None and failure.reason is FailureReason.CANCELLED:
+        return
+    await bot.send_message(
+        to.chat_id,
+        failure_text(t, failure, settings),
+        message_thread_id=to.thread_id,
+        reply_parameters=to.reply(),
+    )
+
+
+async def deliver(bot: Bot, to: Destination, result: TurnResult, t: Translator) -> None:
+    await send_answer(bot, to, result.text, t)
+    if result.artifacts or result.code_steps:
+        async with ChatActionSender.upload_photo(
+            bot=bot, chat_id=to.chat_id, message_thread_id=to.thread_id
+        ):
+            await send_artifacts(bot, to, result.artifacts, result.code_steps, t)
+    if result.dropped_artifacts:
+        await bot.send_message(
+            to.chat_id,
+            t("artifacts-dropped", count=result.dropped_artifacts),
+            message_thread_id=to.thread_id,
+        )
+
+
+def failure_text(t: Translator, failure: TurnFailed | None, settings: Settings) -> str:
+    if failure is None:
+        return t("fail-internal")
+    text = t(
+        f"fail-{failure.reason.value}",
+        minutes=max(1, round(settings.analysis_timeout_seconds / 60)),
+    )
+    if failure.code_ran and failure.reason is not FailureReason.CANCELLED:
+        text += "\n" + t("fail-code-ran")
+    return text
+
+
+async def _refuse(
+    bot: Bot, to: Destination, refusal: AnalysisRefused, asker: Asker, catalog: Catalog
+) -> None:
+    t = asker.t
+    markup = None
+    match refusal.reason:
+        case RefusalReason.NO_FILES:
+            if asker.group:
+                me = await bot.me()
+                text = t("no-files-group", bot_username=me.username or "")
+            else:
+                text = t("no-files")
+                markup = keyboards.datasets(t, catalog.all())
+        case RefusalReason.BUSY:
+            text = t("busy")
+            if refusal.analysis_id:
+                markup = keyboards.cancel(t, refusal.analysis_id)
+        case RefusalReason.QUOTA_USER:
+            text = t("quota-user", limit=refusal.limit)
+        case RefusalReason.QUOTA_CHAT:
+            text = t("quota-chat", limit=refusal.limit)
+        case _:
+            text = t("shutting-down")
+    await bot.send_message(
+        to.chat_id,
+        text,
+        message_thread_id=to.thread_id,
+        reply_parameters=to.reply(),
+        reply_markup=markup,
+    )
+
+
+async def report_interrupted(bot: Bot, analysis: ActiveAnalysis) -> None:
+    """Tell a chat that the bot stopped before finishing its analysis."""
+    t = translator(analysis.language)
+    question = analysis.question if len(analysis.question) <= 200 else analysis.question[:199] + "…"
+    text = t("interrupted-restart", question=question)
+    if analysis.progress_message_id is not None:
+        try:
+            await bot.edit_message_text(
+                text=text,
+                chat_id=analysis.chat_id,
+                message_id=analysis.progress_message_id,
+                reply_markup=None,
+            )
+            return
+        except TelegramBadRequest:
+            pass  # the message is gone: say it in a new one
+    await bot.send_message(analysis.chat_id, text, message_thread_id=analysis.thread_id)
+
+
+async def _quietly(awaitable: object) -> None:
+    try:
+        await awaitable  # type: ignore[misc]
+    except TelegramAPIError as error:
+        log.warning("progress update failed: %s", error)

@@ -1,0 +1,63 @@
+"""/usage for everyone, /stats for admins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from bot.config import Settings
+from bot.services.analysis import AnalysisService
+from bot.storage.base import Store
+from bot.telegram.i18n import Translator
+
+router = Router(name="admin")
+
+
+@router.message(Command("usage"))
+async def usage(
+    message: Message, t: Translator, store: Store, settings: Settings, is_admin: bool
+) -> None:
+    if message.from_user is None:
+        return
+    today = datetime.now(UTC).date()
+    totals = await store.user_usage(today, message.from_user.id)
+    args = {
+        "analyses": totals.analyses,
+        "input_tokens": totals.input_tokens,
+        "output_tokens": totals.output_tokens,
+    }
+    if is_admin:
+        await message.answer(t("usage-unlimited", **args))
+    else:
+        await message.answer(t("usage", limit=settings.daily_user_quota, **args))
+
+
+@router.message(Command("stats"))
+async def stats(
+    message: Message, t: Translator, store: Store, analyses: AnalysisService, is_admin: bool
+) -> None:
+    if not is_admin:
+        await message.answer(t("stats-denied"))
+        return
+    today = datetime.now(UTC).date()
+    day = await store.total_usage(today, today)
+    week = await store.total_usage(today - timedelta(days=6), today)
+    await message.answer(
+        t(
+            "stats",
+            today_analyses=day.analyses,
+            today_users=day.users,
+            today_chats=day.chats,
+            today_in=day.input_tokens,
+            today_out=day.output_tokens,
+            week_analyses=week.analyses,
+            week_users=week.users,
+            week_chats=week.chats,
+            week_in=week.input_tokens,
+            week_out=week.output_tokens,
+            running=analyses.running_count,
+        )
+    )

@@ -1,0 +1,95 @@
+"""/dataset: the bundled sample datasets, added to the chat like an upload."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, Message
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.services.analysis import AnalysisService
+from bot.services.files import ChatFiles, FileRejected
+from bot.telegram import keyboards
+from bot.telegram.callbacks import DatasetCb, DatasetQuestionCb
+from bot.telegram.flow import Asker, run_analysis
+from bot.telegram.handlers.files import added_text
+from bot.telegram.i18n import Translator
+
+router = Router(name="datasets")
+
+
+def catalog_text(t: Translator, catalog: Catalog) -> str:
+    lines = [t("datasets-header")]
+    for dataset in catalog.all():
+        lines.append(
+            t(
+                "datasets-item",
+                title=dataset.title(t.language),
+                description=dataset.description(t.language),
+                rows=dataset.rows,
+            )
+        )
+    return "\n".join(lines)
+
+
+@router.message(Command("dataset", "datasets"))
+async def show_catalog(message: Message, t: Translator, catalog: Catalog) -> None:
+    await message.answer(
+        catalog_text(t, catalog), reply_markup=keyboards.datasets(t, catalog.all())
+    )
+
+
+@router.callback_query(DatasetCb.filter())
+async def add_dataset(
+    query: CallbackQuery,
+    callback_data: DatasetCb,
+    t: Translator,
+    catalog: Catalog,
+    files: ChatFiles,
+) -> None:
+    dataset = catalog.get(callback_data.dataset)
+    if dataset is None or not isinstance(query.message, Message):
+        await query.answer(t.plain("dataset-unknown"), show_alert=True)
+        return
+    chat_id = query.message.chat.id
+    try:
+        added = await files.add_dataset(chat_id, dataset)
+    except FileRejected as error:
+        await query.answer()
+        await query.message.answer(t("file-too-many", limit=error.details.get("limit", 0)))
+        return
+    await query.answer()
+    if added.duplicate:
+        await query.message.answer(t("file-duplicate", name=dataset.title(t.language)))
+        return
+    count = len(await files.list_files(chat_id))
+    text = (
+        added_text(t, added, count)
+        + "\n"
+        + t("dataset-source", attribution=dataset.attribution, license=dataset.license)
+    )
+    await query.message.answer(text, reply_markup=keyboards.example_questions(t, dataset))
+
+
+@router.callback_query(DatasetQuestionCb.filter())
+async def dataset_question(
+    query: CallbackQuery,
+    callback_data: DatasetQuestionCb,
+    bot: Bot,
+    t: Translator,
+    catalog: Catalog,
+    analyses: AnalysisService,
+    settings: Settings,
+    is_admin: bool,
+) -> None:
+    dataset = catalog.get(callback_data.dataset)
+    questions = dataset.questions_for(t.language) if dataset else []
+    if not isinstance(query.message, Message) or not 0 <= callback_data.index < len(questions):
+        await query.answer(t.plain("button-outdated"), show_alert=True)
+        return
+    await query.answer()
+    question = questions[callback_data.index]
+    asked = await query.message.answer(f"❓ {question}")
+    asker = Asker.of(asked, query.from_user.id, t, is_admin)
+    await run_analysis(bot, asker, question, analyses=analyses, catalog=catalog, settings=settings)

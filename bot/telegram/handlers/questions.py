@@ -1,0 +1,139 @@
+"""Questions: any text in a private chat, /analyze everywhere, replies to the bot in
+groups, example-question buttons; /cancel and the Cancel button."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.services.analysis import AnalysisService
+from bot.telegram.callbacks import AskCb, CancelCb
+from bot.telegram.flow import Asker, run_analysis
+from bot.telegram.i18n import Translator
+from bot.telegram.keyboards import ASK_LABELS
+
+router = Router(name="questions")
+
+
+async def _ask(
+    message: Message,
+    question: str,
+    bot: Bot,
+    t: Translator,
+    is_admin: bool,
+    analyses: AnalysisService,
+    catalog: Catalog,
+    settings: Settings,
+) -> None:
+    if message.from_user is None:
+        return
+    asker = Asker.of(message, message.from_user.id, t, is_admin)
+    await run_analysis(bot, asker, question, analyses=analyses, catalog=catalog, settings=settings)
+
+
+@router.message(Command("analyze"))
+async def analyze(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    t: Translator,
+    is_admin: bool,
+    analyses: AnalysisService,
+    catalog: Catalog,
+    settings: Settings,
+) -> None:
+    question = (command.args or "").strip()
+    if not question:
+        me = await bot.me()
+        await message.reply(t("analyze-empty", bot_username=me.username or "bot"))
+        return
+    await _ask(message, question, bot, t, is_admin, analyses, catalog, settings)
+
+
+@router.message(Command("cancel"))
+async def cancel_command(message: Message, t: Translator, analyses: AnalysisService) -> None:
+    if await analyses.cancel(message.chat.id):
+        await message.reply(t("cancel-requested"))
+    else:
+        await message.reply(t("cancel-none"))
+
+
+@router.callback_query(CancelCb.filter())
+async def cancel_button(
+    query: CallbackQuery, callback_data: CancelCb, t: Translator, analyses: AnalysisService
+) -> None:
+    if query.message is None:
+        await query.answer(t.plain("button-outdated"))
+        return
+    if await analyses.cancel(query.message.chat.id, callback_data.analysis):
+        await query.answer(t.plain("cancel-requested"))
+    else:
+        await query.answer(t.plain("cancel-outdated"))
+
+
+@router.callback_query(AskCb.filter())
+async def example_question(
+    query: CallbackQuery,
+    callback_data: AskCb,
+    bot: Bot,
+    t: Translator,
+    is_admin: bool,
+    analyses: AnalysisService,
+    catalog: Catalog,
+    settings: Settings,
+) -> None:
+    if not isinstance(query.message, Message):
+        await query.answer(t.plain("button-outdated"))
+        return
+    await query.answer()
+    question = t.plain(f"{ASK_LABELS[callback_data.kind]}-q")
+    asked = await query.message.answer(f"❓ {question}")
+    asker = Asker.of(asked, query.from_user.id, t, is_admin)
+    await run_analysis(bot, asker, question, analyses=analyses, catalog=catalog, settings=settings)
+
+
+@router.message(F.chat.type == ChatType.PRIVATE, F.text, ~F.text.startswith("/"))
+async def private_question(
+    message: Message,
+    bot: Bot,
+    t: Translator,
+    is_admin: bool,
+    analyses: AnalysisService,
+    catalog: Catalog,
+    settings: Settings,
+) -> None:
+    await _ask(message, message.text or "", bot, t, is_admin, analyses, catalog, settings)
+
+
+@router.message(
+    F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP}),
+    F.text,
+    ~F.text.startswith("/"),
+    F.reply_to_message.from_user.id == F.bot.id,
+)
+async def group_follow_up(
+    message: Message,
+    bot: Bot,
+    t: Translator,
+    is_admin: bool,
+    analyses: AnalysisService,
+    catalog: Catalog,
+    settings: Settings,
+) -> None:
+    await _ask(message, message.text or "", bot, t, is_admin, analyses, catalog, settings)
+
+
+@router.message(F.chat.type == ChatType.PRIVATE)
+async def private_other(message: Message, t: Translator) -> None:
+    """Stickers, photos, unknown commands… in a private chat: say what works."""
+    await message.answer(t("unsupported-content"))
+
+
+@router.callback_query()
+async def stale_button(query: CallbackQuery, t: Translator) -> None:
+    """Callback data that no handler understands: an old or forged button."""
+    await query.answer(t.plain("button-outdated"), show_alert=True)

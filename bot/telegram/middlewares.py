@@ -1,0 +1,127 @@
+"""Middlewares: 429 retries for every Bot API request, the user's language, access control."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response, TelegramType
+from aiogram.types import CallbackQuery, Message, TelegramObject
+
+from bot.services.access import AccessPolicy
+from bot.storage.base import Store
+from bot.telegram.i18n import pick_language, translator
+
+log = logging.getLogger(__name__)
+
+
+class RetryAfterMiddleware(BaseRequestMiddleware):
+    """Honour Telegram's flood control: on 429 wait `retry_after` and send the same
+    request again (never a different one); retry a 5xx once after a short pause."""
+
+    def __init__(self, attempts: int = 3, max_wait: float = 120.0) -> None:
+        self.attempts = attempts
+        self.max_wait = max_wait
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as error:
+                if attempt == self.attempts or error.retry_after > self.max_wait:
+                    raise
+                log.info(
+                    "flood control on %s: waiting %ss", type(method).__name__, error.retry_after
+                )
+                await asyncio.sleep(error.retry_after)
+            except TelegramServerError:
+                if attempt == self.attempts:
+                    raise
+                await asyncio.sleep(attempt)
+        raise AssertionError("unreachable")
+
+
+class LanguageMiddleware(BaseMiddleware):
+    """Puts `lang` and `t` (a Translator) into handler data: the user's saved choice, else
+    their Telegram language, else DEFAULT_LANGUAGE."""
+
+    def __init__(self, store: Store, default: str) -> None:
+        self.store = store
+        self.default = default
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user = data.get("event_from_user")
+        lang = self.default
+        if user is not None:
+            lang = await self.store.get_language(user.id) or pick_language(
+                user.language_code, self.default
+            )
+        data["lang"] = lang
+        data["t"] = translator(lang)
+        return await handler(event, data)
+
+
+class AccessMiddleware(BaseMiddleware):
+    """Runs after routing (inner middleware), so only updates a handler would act on are
+    checked, before any work. Strangers get a polite refusal, at most once per
+    `refusal_interval` per user and chat, never silence and never an error."""
+
+    def __init__(self, policy: AccessPolicy, refusal_interval: float = 600.0) -> None:
+        self.policy = policy
+        self.refusal_interval = refusal_interval
+        self._refused: dict[tuple[int, int], float] = {}
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user = data.get("event_from_user")
+        chat = data.get("event_chat")
+        if user is None or chat is None:
+            return None
+        data["is_admin"] = self.policy.is_admin(user.id)
+        if self.policy.is_allowed(user.id, chat.id):
+            return await handler(event, data)
+        log.info("access denied user=%s chat=%s", user.id, chat.id)
+        t = data["t"]
+        if chat.type == "private":
+            text = t("access-denied", user_id=str(user.id))
+        else:
+            text = t("access-denied-group", chat_id=str(chat.id))
+        if isinstance(event, CallbackQuery):
+            await event.answer(text=t.plain("access-denied", user_id=str(user.id)), show_alert=True)
+            return None
+        if isinstance(event, Message) and self._should_refuse(user.id, chat.id):
+            await event.reply(text)
+        return None
+
+    def _should_refuse(self, user_id: int, chat_id: int) -> bool:
+        now = time.monotonic()
+        if len(self._refused) > 10_000:
+            self._refused = {
+                k: v for k, v in self._refused.items() if now - v < self.refusal_interval
+            }
+        last = self._refused.get((user_id, chat_id))
+        if last is not None and now - last < self.refusal_interval:
+            return False
+        self._refused[(user_id, chat_id)] = now
+        return True

@@ -1,0 +1,214 @@
+"""The live progress message: one message per analysis, edited as engine events arrive.
+
+`ProgressView` turns engine events into the message text (pure, testable); `PacedEditor`
+owns the Telegram message and edits it at most once per interval, never with unchanged
+text, and never answers a flood error with an extra send (the request middleware waits
+out `retry_after` and repeats the same edit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import time
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
+
+from bot.engine.types import (
+    CodeDelta,
+    CodeDone,
+    CodeFinished,
+    CodeRunning,
+    CodeStepStarted,
+    EngineEvent,
+    ImageOutput,
+    Queued,
+    TextDelta,
+    TurnStarted,
+    UploadingFiles,
+)
+from bot.telegram.i18n import Translator
+
+log = logging.getLogger(__name__)
+
+CODE_TAIL_LINES = 8
+CODE_TAIL_CHARS = 700
+ANSWER_PREVIEW_CHARS = 900
+
+
+def format_elapsed(t: Translator, seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return t("elapsed-seconds", seconds=seconds)
+    return t("elapsed-minutes", minutes=seconds // 60, seconds=seconds % 60)
+
+
+class ProgressView:
+    """What the progress message says, derived from the events seen so far."""
+
+    def __init__(self, t: Translator) -> None:
+        self.t = t
+        self.status = t("progress-uploading")
+        self.done_steps: list[int] = []
+        self.code = ""
+        self.answer = ""
+        self.images = 0
+        self._mode = "status"  # "code" shows the code tail, "answer" the answer preview
+
+    def apply(self, event: EngineEvent) -> bool:
+        """Update from one event; True when the text may have changed."""
+        t = self.t
+        match event:
+            case Queued(position=position):
+                self.status = t("progress-queued", position=position)
+            case UploadingFiles():
+                self.status = t("progress-uploading")
+            case TurnStarted():
+                self.status = t("progress-thinking")
+            case CodeStepStarted(step=step):
+                self.status = t("progress-writing-code", step=step)
+                self.code = ""
+                self._mode = "code"
+            case CodeDelta(step=step, code=code):
+                self.status = t("progress-writing-code", step=step)
+                self.code = code
+                self._mode = "code"
+            case CodeDone(step=step, code=code):
+                self.code = code
+            case CodeRunning(step=step):
+                self.status = t("progress-running-code", step=step)
+                self._mode = "code"
+            case CodeFinished(step=step):
+                if step not in self.done_steps:
+                    self.done_steps.append(step)
+                self._mode = "status"
+            case ImageOutput():
+                self.images += 1
+            case TextDelta(text=text):
+                self.status = t("progress-writing-answer")
+                self.answer = text
+                self._mode = "answer"
+            case _:
+                return False
+        return True
+
+    def render(self) -> str:
+        lines = [self.t("progress-step-done", step=s) for s in self.done_steps[-5:]]
+        lines.append(f"<b>{self.status}</b>")
+        text = "\n".join(lines)
+        if self._mode == "code" and self.code.strip():
+            tail = self.code.rstrip().splitlines()[-CODE_TAIL_LINES:]
+            snippet = "\n".join(tail)[-CODE_TAIL_CHARS:]
+            text += f'\n<pre><code class="language-python">{html.escape(snippet)}</code></pre>'
+        elif self._mode == "answer" and self.answer.strip():
+            preview = self.answer[-ANSWER_PREVIEW_CHARS:]
+            if len(self.answer) > ANSWER_PREVIEW_CHARS:
+                preview = "…" + preview
+            text += "\n\n" + html.escape(preview)
+        return text
+
+
+class PacedEditor:
+    """Owns one bot message and edits it at most once per `interval` seconds."""
+
+    def __init__(self, bot: Bot, message: Message, interval: float) -> None:
+        self.bot = bot
+        self.message = message
+        self.interval = interval
+        self._sent_text = message.html_text if message.text else ""
+        self._sent_markup: InlineKeyboardMarkup | None = message.reply_markup
+        self._wanted: tuple[str, InlineKeyboardMarkup | None] | None = None
+        self._wake = asyncio.Event()
+        self._last_edit = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def send(
+        cls,
+        bot: Bot,
+        chat_id: int,
+        text: str,
+        *,
+        interval: float,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> PacedEditor:
+        message = await bot.send_message(
+            chat_id,
+            text,
+            message_thread_id=thread_id,
+            reply_parameters=(
+                ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+                if reply_to
+                else None
+            ),
+            reply_markup=markup,
+        )
+        editor = cls(bot, message, interval)
+        editor._sent_text = text
+        editor._sent_markup = markup
+        editor._task = asyncio.create_task(editor._loop())
+        return editor
+
+    @property
+    def message_id(self) -> int:
+        return self.message.message_id
+
+    def update(self, text: str, markup: InlineKeyboardMarkup | None) -> None:
+        """Ask for the message to show `text`; coalesces with pending updates."""
+        self._wanted = (text, markup)
+        self._wake.set()
+
+    async def finish(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+        """Stop the background edits and make one last edit (paced like the others)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._wanted = (text, markup)
+        await self._flush()
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._wanted is None:
+            return
+        delay = self._last_edit + self.interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        wanted, self._wanted = self._wanted, None
+        if wanted is None:
+            return
+        text, markup = wanted
+        if text == self._sent_text and markup == self._sent_markup:
+            return
+        try:
+            await self.bot.edit_message_text(
+                text=text,
+                chat_id=self.message.chat.id,
+                message_id=self.message.message_id,
+                reply_markup=markup,
+            )
+        except TelegramRetryAfter as error:
+            # The request middleware already waited and retried; give up on this edit
+            # (a later one will carry newer text) and keep the pace slower.
+            log.warning("progress edit flood-limited: retry after %ss", error.retry_after)
+            self._last_edit = time.monotonic() + error.retry_after
+            self._wanted = self._wanted or wanted
+            self._wake.set()
+            return
+        except TelegramBadRequest as error:
+            if "not modified" not in error.message:
+                log.warning("progress edit failed: %s", error.message)
+        self._last_edit = time.monotonic()
+        self._sent_text, self._sent_markup = text, markup
