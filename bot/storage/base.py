@@ -62,8 +62,23 @@ class UsageTotals:
     analyses: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    users: int = 0  # distinct users (only in totals across users)
+    # Distinct users and chats with any activity (a counted analysis or recorded tokens);
+    # filled only by `total_usage` (0 in `user_usage`).
+    users: int = 0
     chats: int = 0
+
+
+DATASET_SCOPE = "dataset"
+
+
+def remote_scope(chat_id: int, dataset_id: str | None) -> str:
+    """The remote-file index scope of a file: remote copies are reused within one scope.
+
+    A user's own upload is private to its chat ("chat:<chat_id>"); a bundled dataset
+    ("dataset_id" set) has one remote copy shared by every chat ("dataset"). The engine's
+    `DataFile.scope` and `Store.list_files` both follow this rule.
+    """
+    return DATASET_SCOPE if dataset_id else f"chat:{chat_id}"
 
 
 class Store(Protocol):
