@@ -58,6 +58,7 @@ file-error-empty = ⚠️ <b>{ $name }</b> is empty. Send a file with a header r
 file-error-no_rows = ⚠️ <b>{ $name }</b> has a header but no data rows.
 file-error-binary = ⚠️ <b>{ $name }</b> is not a table (it looks like a binary file — an image, a PDF or an archive). Send a CSV or an XLSX file.
 file-error-old_excel = ⚠️ <b>{ $name }</b> is an old Excel .xls file. Open it in Excel or LibreOffice and save it as .xlsx or .csv, then send it again.
+file-error-encrypted = ⚠️ <b>{ $name }</b> is password-protected. Save a copy without a password (or as .csv) and send it again.
 file-error-undecodable = ⚠️ I could not read the text of <b>{ $name }</b>: its encoding is not UTF-8, UTF-16, CP1251 or Latin-1. Save it as “CSV UTF-8” and send it again.
 file-error-not_tabular = ⚠️ <b>{ $name }</b> does not look like a table: I found no consistent columns. Send a CSV (comma, semicolon or tab separated) or an XLSX file.
 file-error-unsupported = ⚠️ I can't read <b>{ $name }</b>: I work with CSV, TSV and XLSX files.

@@ -58,6 +58,7 @@ file-error-empty = ⚠️ Файл <b>{ $name }</b> пустой. Пришлит
 file-error-no_rows = ⚠️ В <b>{ $name }</b> есть заголовки, но нет ни одной строки данных.
 file-error-binary = ⚠️ <b>{ $name }</b> — не таблица (похоже на двоичный файл: картинку, PDF или архив). Пришлите CSV или XLSX.
 file-error-old_excel = ⚠️ <b>{ $name }</b> — файл старого формата Excel (.xls). Откройте его в Excel или LibreOffice, сохраните как .xlsx или .csv и пришлите снова.
+file-error-encrypted = ⚠️ <b>{ $name }</b> защищён паролем. Сохраните копию без пароля (или в .csv) и пришлите снова.
 file-error-undecodable = ⚠️ Не удалось прочитать текст <b>{ $name }</b>: кодировка не UTF-8, UTF-16, CP1251 и не Latin-1. Сохраните файл как «CSV UTF-8» и пришлите снова.
 file-error-not_tabular = ⚠️ <b>{ $name }</b> не похож на таблицу: не нашлось устойчивых столбцов. Пришлите CSV (через запятую, точку с запятой или табуляцию) или XLSX.
 file-error-unsupported = ⚠️ Не умею читать <b>{ $name }</b>: я работаю с файлами CSV, TSV и XLSX.

@@ -1,0 +1,44 @@
+"""What the progress message says as the engine's events arrive."""
+
+from __future__ import annotations
+
+from bot.engine.types import (
+    CodeDelta,
+    CodeFinished,
+    CodeRunning,
+    CodeStepStarted,
+    Queued,
+    TextDelta,
+    TurnStarted,
+)
+from bot.telegram.i18n import translator
+from bot.telegram.progress import ProgressView
+
+
+def test_progress_follows_the_turn() -> None:
+    view = ProgressView(translator("en"))
+    view.apply(Queued(position=2))
+    assert "number 2 in line" in view.render()
+    view.apply(TurnStarted(response_id="r1"))
+    view.apply(CodeStepStarted(step=1))
+    code = "".join(f"line_{i} = {i}\n" for i in range(20))
+    view.apply(CodeDelta(step=1, delta=code, code=code))
+    text = view.render()
+    assert "Writing code (step 1)" in text
+    assert "line_19" in text
+    assert "line_5 " not in text
+    view.apply(CodeRunning(step=1))
+    assert "Running the code (step 1)" in view.render()
+    view.apply(CodeFinished(step=1, logs="ok"))
+    view.apply(TextDelta(delta="East <leads>", text="East <leads>"))
+    text = view.render()
+    assert "Step 1 done" in text
+    assert "Writing the answer" in text
+    assert "East &lt;leads&gt;" in text
+
+
+def test_long_answer_preview_stays_short() -> None:
+    view = ProgressView(translator("ru"))
+    answer = "слово " * 2000
+    view.apply(TextDelta(delta=answer, text=answer))
+    assert len(view.render()) < 1200
