@@ -48,6 +48,7 @@ from bot.storage.base import (
 )
 
 COUNTER_TTL_SECONDS = 40 * 86400
+POOL_TIMEOUT_SECONDS = 20.0
 
 _TRY_BEGIN = """
 -- KEYS: analysis hash, leases zset
@@ -223,9 +224,10 @@ class RedisStore:
     """`Store` on a Redis server; `url` is a redis:// or rediss:// URL (may hold a password:
     it is never logged)."""
 
-    def __init__(self, url: str, prefix: str = "dab:") -> None:
+    def __init__(self, url: str, prefix: str = "dab:", *, max_connections: int = 32) -> None:
         self._url = url
         self.prefix = prefix
+        self.max_connections = max_connections
         self._client: aioredis.Redis | None = None
 
     def __repr__(self) -> str:  # never show the URL: it may carry a password
@@ -235,7 +237,15 @@ class RedisStore:
     async def open(self) -> None:
         if self._client is not None:
             return
-        client = aioredis.from_url(self._url, decode_responses=True)
+        # A blocking pool: a burst of callers waits for a free connection instead of
+        # failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self._url,
+            max_connections=self.max_connections,
+            timeout=POOL_TIMEOUT_SECONDS,
+            decode_responses=True,
+        )
+        client = aioredis.Redis.from_pool(pool)
         try:
             await client.ping()
         except BaseException:

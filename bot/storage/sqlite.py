@@ -279,7 +279,11 @@ class SqliteStore:
                 await db.execute("COMMIT")
                 return result
 
-        return await asyncio.shield(asyncio.ensure_future(run()))
+        task = asyncio.create_task(run())
+        # If the caller is cancelled, the transaction still finishes; its outcome is then
+        # nobody's to read, so mark any error as seen.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.shield(task)
 
     # ---- files ----------------------------------------------------------------------------
     async def add_file(self, record: StoredFile) -> None:
