@@ -30,6 +30,7 @@ The day:* keys expire COUNTER_TTL_SECONDS (~40 days) after their last update.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -49,6 +50,7 @@ from bot.storage.base import (
 
 COUNTER_TTL_SECONDS = 40 * 86400
 POOL_TIMEOUT_SECONDS = 20.0
+CONNECT_TIMEOUT_SECONDS = 5.0
 
 _TRY_BEGIN = """
 -- KEYS: analysis hash, leases zset
@@ -243,6 +245,7 @@ class RedisStore:
             self._url,
             max_connections=self.max_connections,
             timeout=POOL_TIMEOUT_SECONDS,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
             decode_responses=True,
         )
         client = aioredis.Redis.from_pool(pool)
@@ -271,7 +274,7 @@ class RedisStore:
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._r.ping())
+            return bool(await asyncio.wait_for(self._r.ping(), CONNECT_TIMEOUT_SECONDS))
         except Exception:
             return False
 
