@@ -22,7 +22,7 @@ from typing import Protocol
 from bot.catalog import Dataset
 from bot.engine.types import ColumnInfo, DataFile
 from bot.storage.base import Store, StoredFile, remote_scope
-from bot.storage.files import LocalFileStore, safe_filename
+from bot.storage.files import LocalFileStore
 from bot.tabular import TableInfo, inspect_table_async
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,9 @@ class ChatFiles:
                         return AddedFile(existing, info, duplicate=True)
                 await self._check_caps(files, size)
                 taken = {f.stored_name for f in files}
-                name = self._local.unique_name(chat_id, safe_filename(original_name), taken)
+                name = self._local.unique_name(chat_id, original_name, taken)
                 path = await self._local.commit(temp, chat_id, name)
+                name = path.name  # commit never overwrites: it may pick the next free name
                 record = StoredFile(
                     chat_id=chat_id,
                     file_key=secrets.token_hex(4),
