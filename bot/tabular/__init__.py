@@ -1,0 +1,33 @@
+"""Reading and inspecting users' CSV/TSV/XLSX files (pure: no Telegram, engine or storage).
+
+    info = await inspect_table_async(path, "sales.csv")   # TableInfo, or raises TableError
+    text = format_preview(info)                            # monospaced block for <pre>
+
+Parsing is blocking work; `inspect_table_async` runs it in a worker thread.
+"""
+
+from bot.tabular.api import inspect_table, inspect_table_async
+from bot.tabular.model import (
+    MAX_COLUMNS,
+    Column,
+    DType,
+    TableError,
+    TableErrorCode,
+    TableInfo,
+    TableKind,
+)
+from bot.tabular.preview import MAX_PREVIEW_CHARS, format_preview
+
+__all__ = [
+    "MAX_COLUMNS",
+    "MAX_PREVIEW_CHARS",
+    "Column",
+    "DType",
+    "TableError",
+    "TableErrorCode",
+    "TableInfo",
+    "TableKind",
+    "format_preview",
+    "inspect_table",
+    "inspect_table_async",
+]

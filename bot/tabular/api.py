@@ -1,0 +1,90 @@
+"""`inspect_table`: the one entry point that turns a user's file into a `TableInfo`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path, PurePath
+
+from bot.tabular.csv_table import decode_head, inspect_csv, sniff
+from bot.tabular.detect import (
+    HEAD_BYTES,
+    TABLE_EXTENSIONS,
+    UNSUPPORTED_EXTENSIONS,
+    XLSX_EXTENSIONS,
+    Container,
+    classify,
+    detect_encoding,
+)
+from bot.tabular.model import TableError, TableErrorCode, TableInfo
+from bot.tabular.xlsx_table import inspect_xlsx
+
+_WHITESPACE_CHUNK = 1 << 20
+_BLANK = " \t\r\n\f\v\ufeff\x1a"
+_CONTENT_FAILURES = frozenset(
+    {TableErrorCode.NOT_TABULAR, TableErrorCode.UNDECODABLE, TableErrorCode.BINARY}
+)
+
+
+def inspect_table(path: Path, original_name: str) -> TableInfo:
+    """Read and describe a CSV/TSV/XLSX file; raise `TableError` with a specific code if unusable.
+
+    Blocking (file I/O and CPU): call `inspect_table_async` from the event loop.
+    `original_name` is the name the user gave the file; only its extension is used, as a
+    hint — the content decides (a CSV named .txt or .xlsx is still read as CSV).
+    Cheap checks come first: size, magic bytes, extension, then decoding and parsing.
+    Memory stays bounded: the file is streamed, never loaded whole (XLSX excepted:
+    calamine materialises the chosen sheet).
+    """
+    extension = PurePath(original_name).suffix.lower()
+    size = path.stat().st_size  # a missing file is the caller's bug: OSError propagates
+    if size == 0:
+        raise TableError(TableErrorCode.EMPTY, "0 bytes")
+    with path.open("rb") as file:
+        head = file.read(HEAD_BYTES)
+
+    if classify(path, head, extension) is Container.XLSX:
+        return inspect_xlsx(path)
+    if extension in UNSUPPORTED_EXTENSIONS:
+        raise TableError(TableErrorCode.UNSUPPORTED, f"{extension} files are not tables")
+
+    try:
+        return _inspect_text(path, head, size, extension)
+    except TableError as exc:
+        if exc.code not in _CONTENT_FAILURES:
+            raise
+        if extension in XLSX_EXTENSIONS:  # the user meant a workbook: say it is damaged
+            raise TableError(
+                TableErrorCode.CORRUPT_XLSX, f"neither a workbook nor a table: {exc.detail}"
+            ) from exc
+        if extension == ".xls":  # HTML or junk exported "as Excel": ask for XLSX or CSV
+            raise TableError(
+                TableErrorCode.OLD_EXCEL, f".xls that is no table: {exc.detail}"
+            ) from exc
+        if extension not in TABLE_EXTENSIONS and exc.code is TableErrorCode.NOT_TABULAR:
+            raise TableError(TableErrorCode.UNSUPPORTED, f"{extension} file: {exc.detail}") from exc
+        raise
+
+
+async def inspect_table_async(path: Path, original_name: str) -> TableInfo:
+    """`inspect_table` in a worker thread, so the event loop keeps serving other chats."""
+    return await asyncio.to_thread(inspect_table, path, original_name)
+
+
+def _only_whitespace(path: Path, encoding: str, complete: bool) -> bool:
+    if complete:
+        return True
+    with path.open(encoding=encoding, errors="replace") as file:
+        while chunk := file.read(_WHITESPACE_CHUNK):
+            if chunk.strip(_BLANK):
+                return False
+    return True
+
+
+def _inspect_text(path: Path, head: bytes, size: int, extension: str) -> TableInfo:
+    encoding = detect_encoding(path, head, size)
+    complete = size <= len(head)
+    text = decode_head(head, encoding, complete)
+    if not text.strip(_BLANK) and _only_whitespace(path, encoding, complete):
+        raise TableError(TableErrorCode.EMPTY, "only whitespace")
+    dialect = sniff(text, complete=complete, extension=extension)
+    return inspect_csv(path, encoding, dialect)

@@ -1,0 +1,67 @@
+"""Public types of the tabular package: what an inspection returns and how it fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+#: Column types, narrowest first. "empty" means no value at all in the column.
+DType = Literal["int", "float", "bool", "date", "datetime", "text", "empty"]
+TableKind = Literal["csv", "xlsx"]
+
+#: A table wider than this is refused with `TableErrorCode.TOO_WIDE`.
+MAX_COLUMNS = 2000
+#: How many data rows `TableInfo.sample` keeps.
+SAMPLE_ROWS = 5
+#: Longer sample cells are cut to this many characters (ending with "…").
+SAMPLE_CELL_CHARS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str  # unique within the table; never empty
+    dtype: DType
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    """What `inspect_table` learned about a file.
+
+    `kind` reflects the content, not the file name: a CSV sent as `report.xlsx` comes back as
+    "csv", so whoever hands the file on (to the model) should name it by `kind`.
+    """
+
+    kind: TableKind
+    rows: int  # data rows, header excluded; blank lines / fully empty sheet rows not counted
+    columns: tuple[Column, ...]
+    sample: list[list[str]]  # up to SAMPLE_ROWS first data rows, each exactly len(columns) cells
+    encoding: str | None = None  # csv: a Python codec name ("utf-8", "utf-8-sig", "cp1251", ...)
+    delimiter: str | None = None  # csv: "," ";" "\t" or "|"
+    skip_rows: int = 0  # csv: lines before the header (an Excel "sep=;" hint line)
+    sheet: str | None = None  # xlsx: the sheet that was inspected (first non-empty one)
+    extra_sheets: int = 0  # xlsx: how many other worksheets hold data
+
+
+class TableErrorCode(StrEnum):
+    """Why a file was refused. Each code maps to one user-facing message in the bot."""
+
+    EMPTY = "empty"  # 0 bytes, only whitespace, or a workbook without any cell
+    NO_ROWS = "no_rows"  # a header but no data rows
+    BINARY = "binary"  # an image, PDF, archive, executable or other non-text bytes
+    OLD_EXCEL = "old_excel"  # legacy .xls (OLE2): ask to save as XLSX or CSV
+    ENCRYPTED = "encrypted"  # a password-protected workbook
+    UNDECODABLE = "undecodable"  # text in an encoding we cannot identify
+    NOT_TABULAR = "not_tabular"  # prose, JSON, HTML/XML or ragged rows without a delimiter
+    UNSUPPORTED = "unsupported"  # a format we do not take (.json, .parquet, .ods, a prose .txt)
+    TOO_WIDE = "too_wide"  # more than MAX_COLUMNS columns
+    CORRUPT_XLSX = "corrupt_xlsx"  # looks like a workbook but cannot be read
+
+
+class TableError(Exception):
+    """A file that cannot be used as a table. `detail` is for logs, in English."""
+
+    def __init__(self, code: TableErrorCode, detail: str) -> None:
+        super().__init__(f"{code.value}: {detail}")
+        self.code = code
+        self.detail = detail

@@ -1,0 +1,158 @@
+"""XLSX/XLSM workbooks through python-calamine: the first non-empty worksheet is the table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from itertools import islice, zip_longest
+from pathlib import Path
+
+from python_calamine import (
+    CalamineError,
+    CalamineSheet,
+    CalamineWorkbook,
+    PasswordError,
+    SheetTypeEnum,
+    SheetVisibleEnum,
+)
+
+from bot.tabular.infer import ALL_DTYPES, ColumnTyper
+from bot.tabular.model import (
+    MAX_COLUMNS,
+    SAMPLE_ROWS,
+    Column,
+    TableError,
+    TableErrorCode,
+    TableInfo,
+)
+from bot.tabular.naming import clip_cell, unique_names
+
+Cell = int | float | str | bool | dt.time | dt.date | dt.datetime | dt.timedelta
+_CHUNK_ROWS = 4096
+
+
+def cell_text(value: Cell) -> str:
+    """Render a calamine value the way the CSV rules type it (1.0 → "1", date → ISO)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def inspect_xlsx(path: Path) -> TableInfo:
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+    except PasswordError as exc:
+        raise TableError(TableErrorCode.ENCRYPTED, "password-protected workbook") from exc
+    except (CalamineError, OSError, ValueError) as exc:
+        raise TableError(TableErrorCode.CORRUPT_XLSX, f"cannot open workbook: {exc}") from exc
+    try:
+        with workbook:
+            return _inspect_workbook(workbook)
+    except TableError:
+        raise
+    except (CalamineError, ValueError, OverflowError) as exc:
+        raise TableError(TableErrorCode.CORRUPT_XLSX, f"cannot read workbook: {exc}") from exc
+
+
+def _inspect_workbook(workbook: CalamineWorkbook) -> TableInfo:
+    worksheets = [
+        (index, meta)
+        for index, meta in enumerate(workbook.sheets_metadata)
+        if meta.typ == SheetTypeEnum.WorkSheet
+    ]
+    # Visible sheets first: a hidden lookup sheet is not what the user means.
+    worksheets.sort(key=lambda item: item[1].visible != SheetVisibleEnum.Visible)
+    chosen: tuple[str, CalamineSheet] | None = None
+    extra = 0
+    for index, meta in worksheets:
+        sheet = workbook.get_sheet_by_index(index)
+        if sheet.height == 0 or sheet.width == 0:
+            continue
+        if chosen is None:
+            chosen = (meta.name, sheet)
+        else:
+            extra += 1
+    if chosen is None:
+        raise TableError(TableErrorCode.EMPTY, "no worksheet holds any cell")
+    name, sheet = chosen
+    if sheet.width > MAX_COLUMNS:
+        raise TableError(TableErrorCode.TOO_WIDE, f"{sheet.width} columns")
+    return _inspect_sheet(name, sheet, extra)
+
+
+def _non_empty_rows(sheet: CalamineSheet) -> Iterator[list[Cell]]:
+    for row in sheet.iter_rows():
+        if row.count("") != len(row):  # calamine gives "" for an empty cell
+            yield row
+
+
+# What a typed (non-str) workbook value allows a column to be.
+_INT_LIKE = frozenset({"int", "float"})
+_ALLOWED_BY_TYPE: dict[type, frozenset[str]] = {
+    bool: frozenset({"bool"}),
+    int: _INT_LIKE,
+    dt.datetime: frozenset({"datetime"}),
+    dt.date: frozenset({"date", "datetime"}),
+}
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _feed_typed(typer: ColumnTyper, columns: list[tuple[Cell, ...]]) -> None:
+    """Type one transposed chunk without turning every value into text."""
+    for index in typer.open_columns:
+        if index >= len(columns):
+            continue
+        cells = columns[index]
+        types = set(map(type, cells))
+        if types == {str}:
+            typer.feed_text(index, cells)  # type: ignore[arg-type]
+            continue
+        allowed = ALL_DTYPES
+        for kind in types:
+            if kind is str:
+                continue
+            if kind is float:
+                floats = cells if types == {float} else [v for v in cells if type(v) is float]
+                integral = all(map(float.is_integer, floats))  # type: ignore[arg-type]
+                allowed = allowed & (_INT_LIKE if integral else frozenset({"float"}))
+            else:
+                allowed = allowed & _ALLOWED_BY_TYPE.get(kind, _NOTHING)
+        typer.restrict(index, allowed)
+        if str in types:
+            typer.feed_text(index, [v for v in cells if type(v) is str])  # type: ignore[misc]
+    typer.refresh()
+
+
+def _inspect_sheet(name: str, sheet: CalamineSheet, extra: int) -> TableInfo:
+    rows_iter = _non_empty_rows(sheet)
+    first = next(rows_iter, None)
+    if first is None:
+        raise TableError(TableErrorCode.EMPTY, f"sheet {name!r} holds only empty cells")
+    header = [cell_text(v) for v in first]
+    width = len(header)
+    typer = ColumnTyper(width)
+    sample: list[list[str]] = []
+    rows = 0
+    while chunk := list(islice(rows_iter, _CHUNK_ROWS)):
+        rows += len(chunk)
+        if len(sample) < SAMPLE_ROWS:
+            for row in chunk[: SAMPLE_ROWS - len(sample)]:
+                cells = [clip_cell(cell_text(v)) for v in row[:width]]
+                sample.append(cells + [""] * (width - len(cells)))
+        if not typer.settled:
+            _feed_typed(typer, list(zip_longest(*chunk, fillvalue="")))
+    if rows == 0:
+        raise TableError(TableErrorCode.NO_ROWS, f"sheet {name!r} has a header only")
+    names = unique_names([cell.strip() for cell in header])
+    columns = tuple(Column(n, t) for n, t in zip(names, typer.dtypes(), strict=True))
+    return TableInfo(
+        kind="xlsx", rows=rows, columns=columns, sample=sample, sheet=name, extra_sheets=extra
+    )
