@@ -91,7 +91,10 @@ class TurnResult:
     code_steps: tuple[CodeStep, ...] = ()
     usage: Usage = field(default_factory=Usage)
     duration_s: float = 0.0
-    dropped_artifacts: int = 0  # over the count/size caps
+    dropped_artifacts: int = 0  # over the count/size caps, or not downloadable
+    # The previous response could not be continued (expired container, unknown response id),
+    # so this turn started a fresh chain: the model did not see the earlier conversation.
+    context_reset: bool = False
 
 
 class FailureReason(StrEnum):

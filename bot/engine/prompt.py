@@ -1,0 +1,79 @@
+"""The system prompt (`instructions`), rendered for every turn from a template.
+
+The template is Markdown with `string.Template` placeholders (so braces in code examples need no
+escaping):
+
+- `$files` — a description of the chat's files: name, rows × columns, column names and types;
+- `$language` — the language to answer in, e.g. "Russian";
+- `$language_code` — the same as a code, e.g. "ru".
+
+Operators can replace the default (`bot/engine/prompts/system.md`) with `SYSTEM_PROMPT_FILE`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from string import Template
+
+from bot.engine.types import DataFile
+
+DEFAULT_TEMPLATE_PATH = Path(__file__).parent / "prompts" / "system.md"
+
+MAX_COLUMNS_LISTED = 80
+
+LANGUAGE_NAMES = {
+    "ru": "Russian",
+    "en": "English",
+    "uk": "Ukrainian",
+    "be": "Belarusian",
+    "kk": "Kazakh",
+    "uz": "Uzbek",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "tr": "Turkish",
+    "zh": "Chinese",
+}
+
+
+def load_template(path: Path | None = None) -> str:
+    """Read a template file (the default one when `path` is None). Called once at start-up."""
+    return (path or DEFAULT_TEMPLATE_PATH).read_text(encoding="utf-8")
+
+
+def language_name(code: str) -> str:
+    code = (code or "").strip()
+    base = code.split("-")[0].split("_")[0].lower()
+    return LANGUAGE_NAMES.get(base, code or "the language of the question")
+
+
+def describe_files(files: Sequence[DataFile]) -> str:
+    if not files:
+        return (
+            "No data files are attached yet. "
+            "If the question needs data, ask the user to send a file."
+        )
+    blocks = []
+    for number, data_file in enumerate(files, start=1):
+        columns = data_file.columns
+        header = (
+            f"{number}. `{data_file.name}`: {data_file.rows} rows × {len(columns)} columns"
+            if columns
+            else f"{number}. `{data_file.name}`: {data_file.rows} rows"
+        )
+        listed = ", ".join(f"`{c.name}` ({c.dtype})" for c in columns[:MAX_COLUMNS_LISTED])
+        if len(columns) > MAX_COLUMNS_LISTED:
+            listed += f", … and {len(columns) - MAX_COLUMNS_LISTED} more"
+        blocks.append(f"{header}\n   Columns: {listed}" if listed else header)
+    return "\n".join(blocks)
+
+
+def render_instructions(template: str, files: Sequence[DataFile], language: str) -> str:
+    return Template(template).safe_substitute(
+        files=describe_files(files),
+        language=language_name(language),
+        language_code=language,
+    )

@@ -1,0 +1,111 @@
+"""Fixtures for the engine tests: the Responses API fake, an engine factory, data files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bot.engine import AnalysisEngine, ColumnInfo, DataFile, EngineEvent, TurnRun
+from tests.fakes.responses_api import ResponsesFake, running_responses_fake
+
+TRANSCRIPT = Path(__file__).parent / "data" / "responses-ci-turn.sse"
+
+
+class MemoryRemoteIndex:
+    """An in-memory `RemoteFileIndex` (the bot uses its storage; the contract is the same)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str], str] = {}
+
+    async def get_remote_file(self, scope: str, sha256: str) -> str | None:
+        return self.ids.get((scope, sha256))
+
+    async def set_remote_file(self, scope: str, sha256: str, file_id: str) -> None:
+        self.ids[(scope, sha256)] = file_id
+
+    async def forget_remote_file(self, scope: str, sha256: str) -> None:
+        self.ids.pop((scope, sha256), None)
+
+
+def png(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (8, 6)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_data_file(
+    directory: Path, name: str = "sales.csv", content: bytes | None = None, scope: str = "chat:1"
+) -> DataFile:
+    content = content if content is not None else b"region,revenue\nEast,1200\nWest,950\n"
+    path = directory / f"{hashlib.sha256(content).hexdigest()[:12]}-{name}"
+    path.write_bytes(content)
+    return DataFile(
+        name=name,
+        path=path,
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+        rows=content.count(b"\n") - 1,
+        columns=(ColumnInfo("region", "text"), ColumnInfo("revenue", "int")),
+        scope=scope,
+    )
+
+
+async def collect(run: TurnRun) -> list[EngineEvent]:
+    return [event async for event in run]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait (bounded) until `condition()` holds; fail the test if it never does."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - polling state the engine does not signal
+            await asyncio.sleep(0.002)
+
+
+@pytest.fixture
+async def openai_fake() -> AsyncIterator[ResponsesFake]:
+    async with running_responses_fake(provider="openai") as fake:
+        yield fake
+
+
+@pytest.fixture
+async def yandex_fake() -> AsyncIterator[ResponsesFake]:
+    async with running_responses_fake(provider="yandex") as fake:
+        yield fake
+
+
+@pytest.fixture
+def remote_index() -> MemoryRemoteIndex:
+    return MemoryRemoteIndex()
+
+
+EngineFactory = Callable[..., AnalysisEngine]
+
+
+@pytest.fixture
+async def make_engine(remote_index: MemoryRemoteIndex) -> AsyncIterator[EngineFactory]:
+    """`make_engine(fake, provider=None, **engine_kwargs)`: an engine talking to `fake`, with
+    tiny retry delays; closed at the end of the test."""
+    engines: list[AnalysisEngine] = []
+
+    def factory(fake: ResponsesFake, **kwargs: Any) -> AnalysisEngine:
+        provider = kwargs.pop("provider", fake.provider)
+        client_kwargs = kwargs.pop("client_kwargs", {})
+        kwargs.setdefault("retry_base_delay", 0.001)
+        kwargs.setdefault("max_retry_delay", 0.05)
+        kwargs.setdefault("remote_index", remote_index)
+        model = "gpt://folder-1/qwen3-235b-a22b-fp8/latest" if provider == "yandex" else "gpt-4.1"
+        kwargs.setdefault("model", model)
+        engine = AnalysisEngine(fake.client(**client_kwargs), provider=provider, **kwargs)
+        engines.append(engine)
+        return engine
+
+    yield factory
+    for engine in engines:
+        await engine.aclose()
