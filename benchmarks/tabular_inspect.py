@@ -7,9 +7,9 @@ Generates in a temporary directory:
   an occasional embedded newline, a mostly-empty column);
 - the same data as a ~20 MB cp1251 semicolon CSV with decimal commas (the single-byte path);
 - a ~5 MB XLSX (when openpyxl is importable; it is a dev dependency).
-For each: min/median wall time over several runs, and peak Python memory of one run
-(tracemalloc; calamine's own Rust allocations for XLSX are not visible to it, so the XLSX
-line also reports the process's peak RSS growth).
+For each: min/median wall time over several runs, peak Python memory of one run
+(tracemalloc), and peak RSS growth of one run in a fresh interpreter (which also sees
+calamine's Rust allocations for XLSX, invisible to tracemalloc).
 """
 
 from __future__ import annotations
@@ -17,17 +17,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from bot.tabular import format_preview, inspect_table
+from bot.tabular import format_preview, inspect_table  # noqa: E402
 
 CITIES = ["Москва", "Казань", "Berlin", "São Paulo", "New York", "Zürich", "Lyon", "Tokyo"]
 
@@ -102,6 +103,30 @@ def make_xlsx(path: Path, target_mb: float) -> int | None:
     return rows
 
 
+_RSS_PROBE = """
+import re, sys
+from pathlib import Path
+from bot.tabular import inspect_table
+def hwm():  # VmHWM: this process's peak RSS (ru_maxrss would inherit the parent's peak)
+    return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text())[1])
+before = hwm()
+inspect_table(Path(sys.argv[1]), sys.argv[2])
+print(hwm() - before)
+"""
+
+
+def peak_rss_growth_mb(path: Path, name: str) -> float:
+    """Peak RSS growth of one inspection in a fresh interpreter (sees Rust allocations too)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, str(path), name],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(result.stdout.strip()) / 1024  # KiB
+
+
 def measure(path: Path, name: str, runs: int) -> None:
     times = []
     info = None
@@ -109,19 +134,18 @@ def measure(path: Path, name: str, runs: int) -> None:
         start = time.perf_counter()
         info = inspect_table(path, name)
         times.append(time.perf_counter() - start)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     inspect_table(path, name)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
+    rss = peak_rss_growth_mb(path, name)
     assert info is not None
     size_mb = path.stat().st_size / 1e6
     print(
-        f"{name:<22} {size_mb:6.1f} MB  rows={info.rows:<8} cols={len(info.columns):<3} "
-        f"min={min(times):.3f}s median={statistics.median(times):.3f}s "
-        f"({size_mb / min(times):.0f} MB/s)  peak tracemalloc={peak / 1e6:.1f} MB  "
-        f"peak RSS growth={rss_growth / 1e3:.0f} MB"
+        f"{name:<20} {size_mb:5.1f} MB  {info.rows:>7} rows x {len(info.columns)} cols  "
+        f"min {min(times):.3f}s  median {statistics.median(times):.3f}s  "
+        f"({size_mb / min(times):.0f} MB/s)  peak: tracemalloc {peak / 1e6:.1f} MB, "
+        f"RSS growth {rss:.0f} MB"
     )
     print("  types:", ", ".join(f"{c.name}:{c.dtype}" for c in info.columns))
 

@@ -28,6 +28,7 @@ _SNIFF_RECORDS = 500
 _MIN_CONSISTENCY = 0.6
 _CHUNK_ROWS = 1024
 _SEP_HINT = re.compile(r"\A\s*sep=(.)\s*\Z", re.IGNORECASE)
+_MARKUP = re.compile(r"<(?:\?xml|!--|(?:!doctype|html|head|body|table|meta|div|workbook)\b)", re.I)
 _MARKDOWN_LINE = re.compile(r"\A\s*(?:#{1,6}\s|```|[*+-]\s|>\s|\d+\.\s)")
 
 
@@ -70,8 +71,6 @@ def sniff(text: str, *, complete: bool, extension: str) -> Dialect:
         if not records:
             raise TableError(TableErrorCode.EMPTY, "no records")
         width = len(records[0])
-        if width > MAX_COLUMNS:
-            raise TableError(TableErrorCode.TOO_WIDE, f"{width} columns")
         if width < 2:
             continue
         consistency = _consistency(records, width)
@@ -82,6 +81,9 @@ def sniff(text: str, *, complete: bool, extension: str) -> Dialect:
         if best is None or key > best[0]:
             best = (key, delimiter)
     if best is not None:
+        width = best[0][1]
+        if width > MAX_COLUMNS:
+            raise TableError(TableErrorCode.TOO_WIDE, f"{width} columns")
         return Dialect(best[1], skip_rows)
     single = _single_column(parsed, order)
     if single is None:
@@ -95,7 +97,7 @@ def _reject_structured(text: str) -> None:
         raise TableError(TableErrorCode.NOT_TABULAR, "JSON content")
     if text.startswith("[") and re.match(r"\[\s*(?:[\[{\"\]\d-]|true|false|null)", text):
         raise TableError(TableErrorCode.NOT_TABULAR, "JSON content")
-    if text.startswith("<") and re.match(r"<(?:\?xml|!doctype|html|table|\w+[\s>])", text, re.I):
+    if text.startswith("<") and _MARKUP.match(text):
         raise TableError(TableErrorCode.NOT_TABULAR, "XML/HTML content")
 
 

@@ -28,7 +28,8 @@ CELL_SEP = "\x00"
 
 _SP = r"[ \t]*"
 _NULL = r"(?i:na|n/a|nan|null|none|\#n/a|-|—)"
-_INTPART = r"(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)"
+# Plain digits first: the common case matches at once; grouped thousands are the fallback.
+_INTPART = r"(?:\d+|\d{1,3}(?:[ \u00a0\u202f]\d{3})+)"
 _INT = rf"[+-]?{_INTPART}"
 _EXP = r"(?:[eE][+-]?\d+)?"
 _BOOL = r"(?i:true|false|yes|no|да|нет)"

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
+import posixpath
+import re
+import zipfile
+import zlib
 from collections.abc import Iterator
 from itertools import islice, zip_longest
 from pathlib import Path
@@ -55,14 +60,14 @@ def inspect_xlsx(path: Path) -> TableInfo:
         raise TableError(TableErrorCode.CORRUPT_XLSX, f"cannot open workbook: {exc}") from exc
     try:
         with workbook:
-            return _inspect_workbook(workbook)
+            return _inspect_workbook(path, workbook)
     except TableError:
         raise
     except (CalamineError, ValueError, OverflowError) as exc:
         raise TableError(TableErrorCode.CORRUPT_XLSX, f"cannot read workbook: {exc}") from exc
 
 
-def _inspect_workbook(workbook: CalamineWorkbook) -> TableInfo:
+def _inspect_workbook(path: Path, workbook: CalamineWorkbook) -> TableInfo:
     worksheets = [
         (index, meta)
         for index, meta in enumerate(workbook.sheets_metadata)
@@ -71,21 +76,90 @@ def _inspect_workbook(workbook: CalamineWorkbook) -> TableInfo:
     # Visible sheets first: a hidden lookup sheet is not what the user means.
     worksheets.sort(key=lambda item: item[1].visible != SheetVisibleEnum.Visible)
     chosen: tuple[str, CalamineSheet] | None = None
-    extra = 0
+    checked: set[int] = set()
     for index, meta in worksheets:
         sheet = workbook.get_sheet_by_index(index)
-        if sheet.height == 0 or sheet.width == 0:
-            continue
-        if chosen is None:
+        checked.add(index)
+        if sheet.height and sheet.width:
             chosen = (meta.name, sheet)
-        else:
-            extra += 1
+            break
     if chosen is None:
         raise TableError(TableErrorCode.EMPTY, "no worksheet holds any cell")
     name, sheet = chosen
     if sheet.width > MAX_COLUMNS:
         raise TableError(TableErrorCode.TOO_WIDE, f"{sheet.width} columns")
-    return _inspect_sheet(name, sheet, extra)
+    others = [meta.name for index, meta in worksheets if index not in checked]
+    return _inspect_sheet(name, sheet, _count_sheets_with_values(path, workbook, others))
+
+
+def _count_sheets_with_values(path: Path, workbook: CalamineWorkbook, names: list[str]) -> int:
+    """Count sheets holding values without parsing them whole: peek at their XML in the ZIP.
+
+    Stops reading a sheet at its first value or at the end of its (empty) sheetData; falls
+    back to loading the sheet with calamine when the workbook's layout is unexpected.
+    """
+    if not names:
+        return 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = _sheet_members(archive)
+            count = 0
+            for name in names:
+                member = members.get(name)
+                if member is not None and member in archive.NameToInfo:
+                    count += _holds_values(archive, member)
+                else:
+                    sheet = workbook.get_sheet_by_name(name)
+                    count += bool(sheet.height and sheet.width)
+            return count
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError, ValueError, zlib.error):
+        return sum(
+            bool(sheet.height and sheet.width) for sheet in map(workbook.get_sheet_by_name, names)
+        )
+
+
+_XML_TAG = {
+    "sheet": re.compile(rb"<(?:\w+:)?sheet\s([^>]*)>"),
+    "rel": re.compile(rb"<(?:\w+:)?Relationship\s([^>]*)>"),
+}
+_XML_ATTR = re.compile(rb'([\w:]+)\s*=\s*"([^"]*)"')
+_VALUE_OR_END = re.compile(
+    rb"(?P<value><(?:\w+:)?(?:v|is)[\s>])|(?P<end></(?:\w+:)?sheetData>|<(?:\w+:)?sheetData\s*/>)"
+)
+_PEEK_CHUNK = 64 * 1024
+
+
+def _sheet_members(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name -> ZIP member of its XML, from xl/workbook.xml and its relationships."""
+    targets: dict[str, str] = {}
+    for match in _XML_TAG["rel"].finditer(archive.read("xl/_rels/workbook.xml.rels")):
+        attrs = dict(_XML_ATTR.findall(match[1]))
+        rel_id, target = attrs.get(b"Id"), attrs.get(b"Target")
+        if rel_id and target:
+            text = html.unescape(target.decode("utf-8", "replace"))
+            member = text.lstrip("/") if text.startswith("/") else posixpath.join("xl", text)
+            targets[rel_id.decode("utf-8", "replace")] = posixpath.normpath(member)
+    members: dict[str, str] = {}
+    for match in _XML_TAG["sheet"].finditer(archive.read("xl/workbook.xml")):
+        attrs = dict(_XML_ATTR.findall(match[1]))
+        rel_id = next((v for k, v in attrs.items() if k.endswith(b":id")), None)
+        name = attrs.get(b"name")
+        if rel_id is not None and name is not None:
+            target = targets.get(rel_id.decode("utf-8", "replace"))
+            if target:
+                members[html.unescape(name.decode("utf-8", "replace"))] = target
+    return members
+
+
+def _holds_values(archive: zipfile.ZipFile, member: str) -> bool:
+    with archive.open(member) as stream:
+        tail = b""
+        while chunk := stream.read(_PEEK_CHUNK):
+            match = _VALUE_OR_END.search(tail + chunk)
+            if match:
+                return match.lastgroup == "value"
+            tail = chunk[-64:]
+    return False
 
 
 def _non_empty_rows(sheet: CalamineSheet) -> Iterator[list[Cell]]:

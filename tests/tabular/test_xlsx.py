@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
+from openpyxl.styles import Font
 
 from bot.tabular import MAX_COLUMNS, TableErrorCode
 from tests.tabular.helpers import WriteFile, dtypes, inspect, refused
@@ -188,3 +189,40 @@ def test_xlsb_is_unsupported(tmp_path: Path) -> None:
         archive.writestr("xl/workbook.bin", b"\x00\x01")
 
     assert refused(path) is TableErrorCode.UNSUPPORTED
+
+
+def test_extra_sheets_count_only_sheets_with_values(tmp_path: Path) -> None:
+    workbook = Workbook()
+    data = workbook.active
+    data.title = "Data"
+    data.append(["a", "b"])
+    data.append([1, 2])
+    styled = workbook.create_sheet("R&D")
+    styled["B2"].font = Font(bold=True)  # a formatted cell without a value
+    numbers = workbook.create_sheet("Numbers")
+    numbers["C5"] = 3.5
+    texts = workbook.create_sheet("Texts & notes")
+    texts["A1"] = "hello"
+    path = tmp_path / "many.xlsx"
+    workbook.save(path)
+
+    info = inspect(path)
+
+    assert info.sheet == "Data"
+    assert info.extra_sheets == 2  # "Numbers" and "Texts & notes"
+
+
+def test_only_a_hidden_sheet_holds_data(tmp_path: Path) -> None:
+    workbook = Workbook()
+    workbook.active.title = "Visible but empty"
+    hidden = workbook.create_sheet("Hidden data")
+    hidden.append(["k", "v"])
+    hidden.append(["x", 1])
+    hidden.sheet_state = "hidden"
+    path = tmp_path / "hidden.xlsx"
+    workbook.save(path)
+
+    info = inspect(path)
+
+    assert info.sheet == "Hidden data"
+    assert info.rows == 1
