@@ -359,6 +359,16 @@ async def test_media_group_resolves_attach_and_checks_size_and_mixing(
     with pytest.raises(TelegramBadRequest) as mixed:
         await bot.send_media_group(chat.id, [photo, document])
     assert mixed.value.message == "Bad Request: document can't be mixed with other media types"
+    wide = InputMediaPhoto(media=BufferedInputFile(png(10001, 10), "wide.png"))
+    with pytest.raises(TelegramBadRequest) as refused:
+        await bot.send_media_group(chat.id, [photo, wide])
+    assert refused.value.message == (
+        'Bad Request: failed to send message #2 with the error message "PHOTO_INVALID_DIMENSIONS"'
+    )
+    # Telegram accepts a single item and sends it as a plain message.
+    (single,) = await bot.send_media_group(chat.id, [photo])
+    assert single.media_group_id is None
+    assert single.photo is not None
 
 
 async def test_get_file_over_20_mb_is_refused_unless_local_mode(tg: TelegramFake, bot: Bot) -> None:
