@@ -47,8 +47,10 @@ def decode_head(head: bytes, encoding: str, complete: bool) -> str:
 def sniff(text: str, *, complete: bool, extension: str) -> Dialect:
     """Pick the delimiter under which the sample's rows are most consistent.
 
-    Raises NOT_TABULAR for JSON/markup, prose, and ragged rows; TOO_WIDE for a header wider
-    than MAX_COLUMNS; NO_ROWS for a lone header line.
+    Ties go to the delimiter that leaves fewer fields starting with a space ("Name, Surname"
+    in a tab-separated file is text, not two fields), then to the wider reading, then to the
+    extension's delimiter. Raises NOT_TABULAR for JSON/markup, prose and ragged rows, and
+    TOO_WIDE for a header wider than MAX_COLUMNS.
     """
     stripped = text.lstrip("\ufeff \t\r\n")
     _reject_structured(stripped)
@@ -62,7 +64,7 @@ def sniff(text: str, *, complete: bool, extension: str) -> Dialect:
     if skip_rows:
         order = (hint.group(1),)  # type: ignore[union-attr]
 
-    best: tuple[tuple[int, int, int], str] | None = None
+    best: tuple[tuple[int, int, int, int], str] | None = None
     ragged = False
     parsed: dict[str, list[list[str]]] = {}
     for rank, delimiter in enumerate(order):
@@ -77,11 +79,11 @@ def sniff(text: str, *, complete: bool, extension: str) -> Dialect:
         if consistency < _MIN_CONSISTENCY:
             ragged = True
             continue
-        key = (int(consistency * 20), width, -rank)
+        key = (int(consistency * 20), -int(_space_led(records) * 4), width, -rank)
         if best is None or key > best[0]:
             best = (key, delimiter)
     if best is not None:
-        width = best[0][1]
+        width = len(parsed[best[1]][0])
         if width > MAX_COLUMNS:
             raise TableError(TableErrorCode.TOO_WIDE, f"{width} columns")
         return Dialect(best[1], skip_rows)
@@ -127,6 +129,15 @@ def _consistency(records: list[list[str]], width: int) -> float:
         1 for row in data if 2 <= len(row) <= width or (len(row) == width + 1 and not row[-1])
     )
     return fitting / len(data)
+
+
+def _space_led(records: list[list[str]]) -> float:
+    """Share of non-first fields that start with a space: prose punctuation, not a delimiter."""
+    fields = led = 0
+    for row in records:
+        fields += len(row) - 1
+        led += sum(1 for cell in row[1:] if cell[:1] == " ")
+    return led / fields if fields else 0.0
 
 
 def _single_column(parsed: dict[str, list[list[str]]], order: tuple[str, ...]) -> str | None:

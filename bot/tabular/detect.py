@@ -89,8 +89,11 @@ def _classify_zip(path: Path, extension: str) -> Container:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-            mimetype = archive.read("mimetype")[:100] if "mimetype" in names else b""
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            mimetype = b""
+            if "mimetype" in names:
+                with archive.open("mimetype") as member:
+                    mimetype = member.read(100)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         code = TableErrorCode.CORRUPT_XLSX if expect_xlsx else TableErrorCode.BINARY
         raise TableError(code, f"broken ZIP container: {exc}") from exc
     if "xl/workbook.xml" in names:
@@ -152,6 +155,10 @@ def detect_encoding(path: Path, head: bytes, size: int) -> str:
     """
     for bom, name in _BOMS:
         if head.startswith(bom):
+            if name == "utf-8-sig":  # the BOM settles it; stray damage becomes U+FFFD
+                if _looks_binary(head[len(bom) :]):
+                    raise TableError(TableErrorCode.BINARY, "NUL or control bytes in the content")
+                return name
             _validate(path, name)
             return name
     bomless = _bomless_utf16(head)

@@ -108,9 +108,14 @@ class ColumnTyper:
         return self._open
 
     def feed(self, columns: Sequence[Sequence[str]]) -> None:
-        """Feed one chunk, transposed: `columns[i]` holds the text cells of column i."""
+        """Feed one chunk, transposed: `columns[i]` holds the text cells of column i.
+
+        Columns missing at the end (every row of the chunk was shorter) count as empty.
+        """
+        present = len(columns)
         for i in self._open:
-            self.feed_text(i, columns[i])
+            if i < present:
+                self.feed_text(i, columns[i])
         self.refresh()
 
     def feed_text(self, index: int, cells: Sequence[str]) -> None:

@@ -63,7 +63,7 @@ def inspect_xlsx(path: Path) -> TableInfo:
             return _inspect_workbook(path, workbook)
     except TableError:
         raise
-    except (CalamineError, ValueError, OverflowError) as exc:
+    except (CalamineError, ValueError, OverflowError, zlib.error) as exc:
         raise TableError(TableErrorCode.CORRUPT_XLSX, f"cannot read workbook: {exc}") from exc
 
 
@@ -112,7 +112,7 @@ def _count_sheets_with_values(path: Path, workbook: CalamineWorkbook, names: lis
                     sheet = workbook.get_sheet_by_name(name)
                     count += bool(sheet.height and sheet.width)
             return count
-    except (zipfile.BadZipFile, OSError, KeyError, EOFError, ValueError, zlib.error):
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError, ValueError, NotImplementedError):
         return sum(
             bool(sheet.height and sheet.width) for sheet in map(workbook.get_sheet_by_name, names)
         )
@@ -127,6 +127,7 @@ _VALUE_OR_END = re.compile(
     rb"(?P<value><(?:\w+:)?(?:v|is)[\s>])|(?P<end></(?:\w+:)?sheetData>|<(?:\w+:)?sheetData\s*/>)"
 )
 _PEEK_CHUNK = 64 * 1024
+_PEEK_LIMIT = 8 << 20
 
 
 def _sheet_members(archive: zipfile.ZipFile) -> dict[str, str]:
@@ -152,12 +153,16 @@ def _sheet_members(archive: zipfile.ZipFile) -> dict[str, str]:
 
 
 def _holds_values(archive: zipfile.ZipFile, member: str) -> bool:
+    read = 0
     with archive.open(member) as stream:
         tail = b""
         while chunk := stream.read(_PEEK_CHUNK):
             match = _VALUE_OR_END.search(tail + chunk)
             if match:
                 return match.lastgroup == "value"
+            read += len(chunk)
+            if read > _PEEK_LIMIT:  # megabytes of markup without a verdict: call it data
+                return True
             tail = chunk[-64:]
     return False
 

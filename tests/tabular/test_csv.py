@@ -35,6 +35,14 @@ def test_semicolon_file_with_commas_inside_values(write_file: WriteFile) -> None
     assert info.sample[0] == ["Anna", "Moscow, Tverskaya 1", "10"]
 
 
+def test_tab_file_with_comma_prose_in_every_row(write_file: WriteFile) -> None:
+    text = "Name, Surname\tCity\nIvan, Petrov\tMoscow\nAnna, Smith\tLondon\n"
+    info = inspect(write_file("people.csv", text))
+
+    assert info.delimiter == "\t"
+    assert info.sample[0] == ["Ivan, Petrov", "Moscow"]
+
+
 def test_utf8_with_bom(write_file: WriteFile) -> None:
     path = write_file("bom.csv", "\ufeffid,name\n1,Ёж\n2,Ель\n")
 
@@ -192,6 +200,13 @@ def test_blank_lines_and_short_rows(write_file: WriteFile) -> None:
 
     assert info.rows == 3
     assert info.sample == [["1", "2", "3"], ["4", "5", ""], ["6", "7", "8"]]
+
+
+def test_every_row_shorter_than_the_header(write_file: WriteFile) -> None:
+    info = inspect(write_file("short.csv", "a,b,c,d\n1,x\n2,y\n"))
+
+    assert dtypes(info) == {"a": "int", "b": "text", "c": "empty", "d": "empty"}
+    assert info.sample == [["1", "x", "", ""], ["2", "y", "", ""]]
 
 
 def test_sample_is_first_five_rows(write_file: WriteFile) -> None:

@@ -82,8 +82,10 @@ def test_random_bytes_are_binary(write_file: WriteFile) -> None:
     assert refused(write_file("noise.csv", data)) is TableErrorCode.BINARY
 
 
-def test_text_with_nul_bytes_is_binary(write_file: WriteFile) -> None:
-    assert refused(write_file("a.csv", b"a,b\n1,\x002\n" * 10)) is TableErrorCode.BINARY
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_text_with_nul_bytes_is_binary(write_file: WriteFile, bom: bytes) -> None:
+    data = bom + b"a,b\n1,\x002\n" * 10
+    assert refused(write_file("a.csv", data)) is TableErrorCode.BINARY
 
 
 def test_zip_that_is_not_a_workbook(write_file: WriteFile, tmp_path: Path) -> None:
