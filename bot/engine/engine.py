@@ -19,7 +19,8 @@ What a turn does:
    turn's `previous_response_id`; on OpenAI also `include=["code_interpreter_call.outputs"]`;
 4. translates the stream into engine events (`stream.TurnAccumulator`);
 5. on `response.completed` downloads the cited files and inline images (`artifacts`), rewrites
-   `sandbox:` links and emits `TurnFinished`.
+   `sandbox:` links and emits `TurnFinished`. On Yandex, where generated files are copied into
+   the Files API, those copies are deleted after the download.
 
 Failure handling:
 
@@ -407,7 +408,7 @@ class AnalysisEngine:
                 attempt += 1
                 continue
             return run._failure(acc.failure_reason or FailureReason.MODEL_ERROR, _detail(acc))
-        return TurnFinished(await self._result(run, acc, started, context_reset))
+        return TurnFinished(await self._result(run, acc, started, context_reset, file_ids))
 
     def _request_params(
         self,
@@ -483,7 +484,12 @@ class AnalysisEngine:
         await asyncio.sleep(delay)
 
     async def _result(
-        self, run: TurnRun, acc: TurnAccumulator, started: float, context_reset: bool
+        self,
+        run: TurnRun,
+        acc: TurnAccumulator,
+        started: float,
+        context_reset: bool,
+        input_ids: list[str],
     ) -> TurnResult:
         text = acc.final_text()
         wants_files = acc.code_ran or "sandbox:" in text or "/mnt/data/" in text
@@ -502,6 +508,8 @@ class AnalysisEngine:
             [image for _, image in acc.images],
             max_count=self._max_artifacts,
         )
+        if self._provider == "yandex":
+            await self._delete_generated(acc, input_ids)
         return TurnResult(
             response_id=acc.response_id or "",
             text=rewrite_sandbox_links(text),
@@ -512,6 +520,17 @@ class AnalysisEngine:
             dropped_artifacts=dropped,
             context_reset=context_reset,
         )
+
+    async def _delete_generated(self, acc: TurnAccumulator, input_ids: list[str]) -> None:
+        """Yandex copies every generated file into the Files API (a folder holds at most
+        10 000 files): once downloaded, or dropped, they are deleted. Input files never are."""
+        generated = [i for i in acc.citations if i not in input_ids]
+        results = await asyncio.gather(
+            *(self._files.delete(file_id) for file_id in generated), return_exceptions=True
+        )
+        for file_id, outcome in zip(generated, results, strict=True):
+            if isinstance(outcome, Exception):
+                logger.info("could not delete generated file %s: %s", file_id, outcome)
 
     def _log_outcome(self, run: TurnRun, terminal: TurnFinished | TurnFailed) -> None:
         request = run.request

@@ -141,6 +141,9 @@ async def test_yandex_sends_folder_and_downloads_through_files_api(
     assert len(download) == 1
     assert download[0].startswith("/v1/files/")
     assert not [p for p in yandex_fake.paths() if p.startswith("/v1/containers/")]
+    generated_id = result.artifacts[0].file_id
+    assert yandex_fake.paths("DELETE") == [f"/v1/files/{generated_id}"]  # the input file stays
+    assert list(yandex_fake.files) == [yandex_fake.uploads[0].id]
     sent = yandex_fake.response_requests()[0]
     assert sent.headers["openai-project"] == "folder-1"
     assert sent.json["model"] == "gpt://folder-1/qwen3-235b-a22b-fp8/latest"
@@ -177,6 +180,7 @@ async def test_openai_downloads_from_the_container_and_asks_for_outputs(
         }
     ]
     assert "previous_response_id" not in body
+    assert openai_fake.paths("DELETE") == []  # container files expire with the container
     upload = openai_fake.uploads[0]
     assert (upload.filename, upload.purpose, upload.data) == ("sales.csv", "assistants", CSV)
 
