@@ -1313,6 +1313,8 @@ class TelegramFake:
             self._local_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="tg-fake-"))
 
     async def close(self) -> None:
+        if self._closing:
+            return
         self._closing = True
         self._signal.notify()
         if self._webhook_task is not None:
