@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.engine import (
     FailureReason,
     TurnFailed,
@@ -88,9 +90,11 @@ async def test_expired_remote_file_is_reuploaded_before_the_turn(
     assert remote_index.ids[(data_file.scope, data_file.sha256)] == new_id
 
 
+@pytest.mark.parametrize("status", [400, 404])
 async def test_file_refused_by_the_turn_request_is_reuploaded_and_the_turn_retried(
-    openai_fake: ResponsesFake, make_engine: EngineFactory, tmp_path: Path
+    openai_fake: ResponsesFake, make_engine: EngineFactory, tmp_path: Path, status: int
 ) -> None:
+    openai_fake.missing_file_status = status
     openai_fake.enqueue(Scenario().text("one"), Scenario().text("two"))
     engine = make_engine(openai_fake, remote_check_interval=3600, max_retries=0)
     data_file = make_data_file(tmp_path)

@@ -232,6 +232,7 @@ async def test_follow_up_carries_previous_response_id_and_resends_instructions(
     assert two["instructions"] == one["instructions"]
     assert "`sales.csv`" in two["instructions"]
     assert "English" in two["instructions"]
+    assert "plt.savefig('/mnt/data/<name>.png'" in two["instructions"]
     assert two["tools"] == one["tools"]  # the files are attached every turn
     assert len(openai_fake.uploads) == 1
 
