@@ -22,6 +22,7 @@ _MIN_WIDTH, _MAX_WIDTH = 24, 160
 _MAX_ROWS = 5
 _COLUMN_CAP = 24  # no column wider than this
 _MIN_COLUMN = 4  # a squeezed column keeps at least this much
+_SQUEEZE_FLOOR = 8  # a column is squeezed below its width only if 8 cells of room are left
 _SEP = " │ "
 _CROSS = "─┼─"
 _TAGS = {
@@ -41,7 +42,12 @@ def format_preview(info: TableInfo, max_width: int = 60) -> str:
     """Header, type tags and up to five sample rows, aligned, at most `max_width` wide."""
     max_width = max(_MIN_WIDTH, min(max_width, _MAX_WIDTH))
     columns = info.columns
-    rows = [[_clean(cell) for cell in row] for row in info.sample[:_MAX_ROWS]]
+    if not columns:
+        return ""
+    rows = [
+        [_clean(cell) for cell in row[: len(columns)]] + [""] * (len(columns) - len(row))
+        for row in info.sample[:_MAX_ROWS]
+    ]
     names = [_clean(c.name) for c in columns]
     tags = [_TAGS.get(c.dtype, c.dtype) for c in columns]
 
@@ -50,7 +56,8 @@ def format_preview(info: TableInfo, max_width: int = 60) -> str:
     used = 0
     for index in range(len(columns)):
         hidden_after = len(columns) - index - 1
-        reserve = (len(_SEP) + len(f"+{hidden_after}")) if hidden_after else 0
+        # room for the "+K" column, sized for K = hidden_after + 1 in case this one is dropped
+        reserve = (len(_SEP) + len(f"+{hidden_after + 1}")) if hidden_after else 0
         uncapped = max(
             [_width(names[index]), _width(tags[index])] + [_width(r[index]) for r in rows]
         )
@@ -62,7 +69,8 @@ def format_preview(info: TableInfo, max_width: int = 60) -> str:
             widths.append(natural)
             used += sep + natural
             continue
-        if room >= _MIN_COLUMN or not widths:
+        # Squeeze only long columns ("Kazan and a very lo…"), never short ones ("fal…").
+        if room >= max(_MIN_COLUMN, min(natural, _SQUEEZE_FLOOR)) or not widths:
             widths.append(max(1, min(natural, room, max_width)))
             used += sep + widths[-1]
         break
