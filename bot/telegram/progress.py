@@ -18,6 +18,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
 
+from bot.engine import rewrite_sandbox_links
 from bot.engine.types import (
     CodeDelta,
     CodeDone,
@@ -90,7 +91,7 @@ class ProgressView:
                 self.images += 1
             case TextDelta(text=text):
                 self.status = t("progress-writing-answer")
-                self.answer = text
+                self.answer = rewrite_sandbox_links(text)
                 self._mode = "answer"
             case _:
                 return False
