@@ -199,8 +199,10 @@ def _explain(error: ValidationError) -> str:
             # Never echo the offending value: it may be a secret.
             message = str(inner) if isinstance(inner, Exception) else item["msg"]
             lines.append(f"  {name} is invalid: {message}")
-    return "Configuration error:\n" + "\n".join(lines) + (
-        "\nSet the variables in the environment or in a .env file (see .env.example)."
+    return (
+        "Configuration error:\n"
+        + "\n".join(lines)
+        + ("\nSet the variables in the environment or in a .env file (see .env.example).")
     )
 
 

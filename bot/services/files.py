@@ -23,7 +23,7 @@ from bot.catalog import Dataset
 from bot.engine.types import ColumnInfo, DataFile
 from bot.storage.base import Store, StoredFile, remote_scope
 from bot.storage.files import LocalFileStore
-from bot.tabular import TableInfo, inspect_table_async
+from bot.tabular import TableInfo, inspect_table_async, needs_utf8, transcode_to_utf8
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,24 @@ def to_data_file(record: StoredFile) -> DataFile:
     )
 
 
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+
+
+def model_name(original: str, info: TableInfo) -> str:
+    """The file name the model sees: its extension matches the content (a CSV sent as
+    `report.xlsx` becomes `report.csv`), so `pd.read_csv`/`read_excel` pick right."""
+    stem, dot, suffix = original.rpartition(".")
+    if not dot:
+        stem, suffix = original, ""
+    suffix = "." + suffix.lower() if suffix else ""
+    if info.kind == "csv" and suffix not in TEXT_SUFFIXES:
+        return f"{stem}.csv"
+    if info.kind == "xlsx" and suffix not in XLSX_SUFFIXES:
+        return f"{stem}.xlsx"
+    return original
+
+
 def _columns(info: TableInfo) -> tuple[tuple[str, str], ...]:
     return tuple((c.name, c.dtype) for c in info.columns)
 
@@ -116,10 +134,15 @@ class ChatFiles:
 
         Raises TableError (the file is not a table we can read) or FileRejected (caps); the
         temp file is removed in every case, the chat's existing files stay untouched."""
+        upload = temp
         try:
             info = await inspect_table_async(temp, original_name)
-            sha = await self._local.sha256_of(temp)
-            size = (await asyncio.to_thread(temp.stat)).st_size
+            sha = await self._local.sha256_of(temp)  # of the bytes as sent: finds re-sends
+            if info.kind == "csv" and needs_utf8(info.encoding):
+                # The model reads files with pandas' defaults: give it clean UTF-8.
+                upload = self._local.new_temp_path(chat_id)
+                await asyncio.to_thread(transcode_to_utf8, temp, upload, info.encoding or "")
+            size = (await asyncio.to_thread(upload.stat)).st_size
             async with self._locks[chat_id]:
                 files = await self._store.list_files(chat_id)
                 for existing in files:
@@ -127,8 +150,8 @@ class ChatFiles:
                         return AddedFile(existing, info, duplicate=True)
                 await self._check_caps(files, size)
                 taken = {f.stored_name for f in files}
-                name = self._local.unique_name(chat_id, original_name, taken)
-                path = await self._local.commit(temp, chat_id, name)
+                name = self._local.unique_name(chat_id, model_name(original_name, info), taken)
+                path = await self._local.commit(upload, chat_id, name)
                 name = path.name  # commit never overwrites: it may pick the next free name
                 record = StoredFile(
                     chat_id=chat_id,
@@ -145,8 +168,10 @@ class ChatFiles:
                 await self._store.add_file(record)
             log.info("file added chat=%s key=%s size=%d", chat_id, record.file_key, size)
             return AddedFile(record, info)
-        finally:
-            await self._local.delete(temp)  # a no-op once committed under its final name
+        finally:  # a no-op for whichever temp file was committed under its final name
+            await self._local.delete(temp)
+            if upload != temp:
+                await self._local.delete(upload)
 
     async def dataset_info(self, dataset: Dataset) -> TableInfo:
         info = self._dataset_info.get(dataset.id)

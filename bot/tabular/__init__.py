@@ -17,6 +17,7 @@ from bot.tabular.model import (
     TableKind,
 )
 from bot.tabular.preview import MAX_PREVIEW_CHARS, format_preview
+from bot.tabular.transcode import needs_utf8, transcode_to_utf8
 
 __all__ = [
     "MAX_COLUMNS",
@@ -30,4 +31,6 @@ __all__ = [
     "format_preview",
     "inspect_table",
     "inspect_table_async",
+    "needs_utf8",
+    "transcode_to_utf8",
 ]

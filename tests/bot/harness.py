@@ -30,10 +30,10 @@ from tests.fakes.telegram_api import FloodLimits, TelegramFake
 BOT_USERNAME = "DataLensBot"
 
 SALES_CSV = (
-    "region,month,revenue,units\n"
-    "East,2024-01,1200,10\nWest,2024-01,950,8\nEast,2024-02,1300,11\nWest,2024-02,990,9\n"
-    "North,2024-01,400,3\nNorth,2024-02,420,4\n"
-).encode()
+    b"region,month,revenue,units\n"
+    b"East,2024-01,1200,10\nWest,2024-01,950,8\nEast,2024-02,1300,11\nWest,2024-02,990,9\n"
+    b"North,2024-01,400,3\nNorth,2024-02,420,4\n"
+)
 
 
 def png(width: int = 640, height: int = 480, color: str = "steelblue") -> bytes:

@@ -23,7 +23,7 @@ async def test_upload_then_question_gets_progress_answer_chart_and_file(tmp_path
         llm.enqueue(
             Scenario()
             .code(
-                "df = pd.read_csv('/mnt/data/sales.csv')\nprint(df.groupby('region').revenue.sum())",
+                "df = pd.read_csv('/mnt/data/sales.csv')\nprint(df.revenue.sum())",
                 logs="East 2500\n",
                 saves={"revenue.png": png(), "revenue.csv": b"region,revenue\nEast,2500\n"},
             )
