@@ -16,7 +16,7 @@ COPY pyproject.toml README.md ./
 RUN uv sync --no-default-groups --no-install-project
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 bot \
+RUN useradd --create-home --uid 10001 --user-group bot \
     && mkdir /data \
     && chown bot:bot /data
 WORKDIR /app
@@ -27,7 +27,7 @@ ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DATA_DIR=/data \
     HEALTH_PORT=8081
-USER bot
+USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8080 8081
 # /healthz answers on WEBHOOK_PORT in webhook mode and on HEALTH_PORT in polling mode.
