@@ -126,6 +126,8 @@ async def run_analysis(
         images = sum(1 for a in result.artifacts if a.is_image)
         if images:
             summary += "\n" + t("progress-charts", count=images)
+        if result.context_reset:
+            summary += "\n" + t("context-reset")
         if editor is not None:
             await _quietly(editor.finish(summary))
         await deliver(bot, to, result, t)

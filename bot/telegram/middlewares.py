@@ -108,7 +108,7 @@ class AccessMiddleware(BaseMiddleware):
         else:
             text = t("access-denied-group", chat_id=str(chat.id))
         if isinstance(event, CallbackQuery):
-            await event.answer(text=t.plain("access-denied", user_id=str(user.id)), show_alert=True)
+            await event.answer(text=t.plain("access-denied-alert"), show_alert=True)
             return None
         if isinstance(event, Message) and self._should_refuse(user.id, chat.id):
             await event.reply(text)

@@ -109,6 +109,7 @@ quota-user = You have used today's limit of { $limit } analyses. It resets at mi
 quota-chat = This chat has used today's limit of { $limit } analyses. It resets at midnight UTC.
 shutting-down = The bot is restarting right now. Please ask again in a minute.
 access-denied = Sorry, this is a private bot and you are not on its list. Ask its owner to add your Telegram id: <code>{ $user_id }</code>.
+access-denied-alert = Sorry, this is a private bot.
 access-denied-group = Sorry, this bot is not enabled for this group. Ask the bot's owner to add the group id <code>{ $chat_id }</code>.
 
 ## Progress
@@ -166,6 +167,7 @@ artifacts-dropped = { $count ->
         [one] 1 more file was
        *[other] { $count } more files were
     } not sent: over the size or count limit.
+context-reset = ℹ️ The earlier conversation had expired, so this answer starts from scratch.
 artifact-too-big = ⚠️ { $name } ({ $size }) is too large to send through Telegram.
 follow-up-hint = Ask a follow-up question by replying to this message.
 
