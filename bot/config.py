@@ -6,6 +6,7 @@ Environment variables override `.env`. Variable names are part of the deployment
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -131,6 +132,22 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret_format(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("use 1-256 characters from A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url_is_https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be a full URL, e.g. https://bot.example.org/telegram")
+        return value
 
     @model_validator(mode="after")
     def _provider_credentials(self) -> Settings:

@@ -117,3 +117,9 @@ def test_bot_command_without_configuration_exits_with_the_message(tmp_path: Path
     assert result.returncode == 2
     assert "TELEGRAM_BOT_TOKEN is not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_webhook_secret_must_follow_telegrams_rule(env) -> None:
+    env(**BASE, WEBHOOK_URL="https://example.org/hook", WEBHOOK_SECRET="has space!")
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET is invalid"):
+        load_settings()
