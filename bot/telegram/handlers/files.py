@@ -8,6 +8,7 @@ from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
+from aiohttp import ClientError
 
 from bot.catalog import Catalog
 from bot.config import Settings
@@ -100,7 +101,7 @@ async def document(
     temp = files.new_temp_path(chat_id)
     try:
         await bot.download(doc, destination=temp)
-    except (TelegramAPIError, OSError) as error:
+    except (TelegramAPIError, ClientError, OSError) as error:  # ClientError: the file server
         log.warning("download failed chat=%s: %s", chat_id, error)
         await files.discard_temp(temp)
         await message.reply(t("file-download-failed", name=name))
