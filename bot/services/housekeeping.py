@@ -59,6 +59,8 @@ class Housekeeper:
         for chat_id in chats:
             if self._analyses.running(chat_id) is not None:
                 continue
+            if await self._store.get_analysis(chat_id) is not None:
+                continue  # an analysis runs on another instance (or awaits its report)
             removed = await self._files.reset(chat_id)
             log.info("retention: removed %d files of idle chat=%s", len(removed), chat_id)
         return len(chats)
