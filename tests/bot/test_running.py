@@ -19,7 +19,7 @@ from aiohttp import ClientSession
 from bot.app import build_services
 from bot.telegram.runner import BotRunner, create_bot
 from tests.bot.harness import BOT_USERNAME, SALES_CSV, App, bot_world, settings_for
-from tests.fakes.responses_api import Scenario, running_responses_fake
+from tests.fakes.responses_api import ResponsesFake, Scenario, running_responses_fake
 from tests.fakes.telegram_api import FloodLimits, StoredMessage, TelegramFake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,9 @@ def lose_download(tg: TelegramFake, message: StoredMessage) -> None:
 
 
 @contextlib.asynccontextmanager
-async def webhook_bot(tmp_path: Path) -> AsyncIterator[tuple[TelegramFake, int]]:
+async def webhook_bot(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[TelegramFake, ResponsesFake, App, int]]:
     port = free_port()
     async with (
         TelegramFake(bot_username=BOT_USERNAME) as tg,
@@ -74,13 +76,14 @@ async def webhook_bot(tmp_path: Path) -> AsyncIterator[tuple[TelegramFake, int]]
             )
             if app.task.done():
                 app.task.result()
-            yield tg, port
+            yield tg, llm, app, port
         finally:
-            await app.stop()
+            if not app.task.done():
+                await app.stop()
 
 
 async def test_webhook_mode_answers_checks_the_secret_and_serves_health(tmp_path: Path) -> None:
-    async with webhook_bot(tmp_path) as (tg, port):
+    async with webhook_bot(tmp_path) as (tg, _, _, port):
         [hook] = tg.calls_of("setWebhook")
         assert hook.params["url"] == f"http://127.0.0.1:{port}/telegram/hook"
         assert hook.params["secret_token"] == SECRET
@@ -110,6 +113,41 @@ async def test_webhook_mode_answers_checks_the_secret_and_serves_health(tmp_path
         assert status == 200
         assert body["status"] == "ok"
         assert not any("How it works" in m.text for m in tg.messages(chat))
+
+
+async def test_webhook_stop_finishes_the_running_analysis_and_takes_no_more_updates(
+    tmp_path: Path,
+) -> None:
+    async with webhook_bot(tmp_path) as (tg, llm, app, port):
+        ann = tg.user("Ann")
+        chat = tg.private_chat(ann)
+        tg.send_document(chat, ann, "sales.csv", SALES_CSV, mime_type="text/csv")
+        await tg.wait_for_message(chat, contains="sales.csv —")
+        gate = asyncio.Event()
+        llm.enqueue(
+            Scenario().code("print(1)", logs="1\n").text("Done anyway.").stall(after=4, gate=gate)
+        )
+        tg.send_text(chat, ann, "Slow question")
+        await tg.wait_for_message(
+            chat, predicate=lambda m: bool(m.buttons) and "Cancel" in m.buttons[0]["text"]
+        )
+
+        stopping = asyncio.create_task(app.stop())
+        await tg.wait_for(lambda: _refused(port))
+        tg.send_text(chat, ann, "/help")  # Telegram cannot deliver it any more
+        await tg.wait_for(lambda: any(d.error for d in tg.webhook_deliveries))
+        gate.set()
+        await tg.wait_for_message(chat, contains="Done anyway.")
+        await tg.wait_for(lambda: any(d.filename == "analysis_code.py" for d in tg.sent_documents))
+        await stopping
+        progress = next(m for m in tg.messages(chat) if "Done in" in m.content)
+        assert not progress.buttons
+        assert not any("How it works" in m.content for m in tg.messages(chat))
+
+
+def _refused(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 # ---- health in polling mode -----------------------------------------------------------------
