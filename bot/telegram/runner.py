@@ -7,15 +7,22 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlparse
 
-from aiogram import Bot, Dispatcher
+from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    TelegramObject,
+)
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
@@ -97,6 +104,38 @@ def health_app(services: Services) -> web.Application:
     return app
 
 
+class InFlightUpdates(BaseMiddleware):
+    """Counts the updates being handled, so a stop can let them finish (a reply waiting out
+    Telegram's flood control, a download) instead of cutting them off."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        self.count += 1
+        self._idle.clear()
+        try:
+            return await handler(event, data)
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
 class BotRunner:
     """Owns the bot's lifetime; `stop()` (or a signal) begins a graceful shutdown."""
 
@@ -105,6 +144,8 @@ class BotRunner:
         self.services = services
         self.bot = bot
         self.dp = create_dispatcher(services)
+        self.in_flight = InFlightUpdates()
+        self.dp.update.outer_middleware(self.in_flight)
         self._stop = asyncio.Event()
         self.housekeeper = Housekeeper(
             services.store,
@@ -146,7 +187,13 @@ class BotRunner:
             housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeping
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + settings.shutdown_grace_seconds
             await self.services.analyses.shutdown(settings.shutdown_grace_seconds)
+            # The other updates in flight get the rest of the grace period (and a moment
+            # for interrupted analyses to wrap up).
+            if not await self.in_flight.wait_idle(max(deadline - loop.time(), 1.0)):
+                log.warning("stopping with %d updates still being handled", self.in_flight.count)
             await self.bot.session.close()
             log.info("bot stopped")
 
