@@ -13,7 +13,7 @@ from bot.app import build_services
 from bot.services.analysis import AnalysisRefused, AnalysisRequest, RefusalReason
 from tests.bot.harness import SALES_CSV, World, bot_world, settings_for
 from tests.fakes.responses_api import Scenario
-from tests.fakes.telegram_api import Chat, StoredMessage, User
+from tests.fakes.telegram_api import Chat, FloodLimits, StoredMessage, User
 
 OTHER_CSV = b"city,visits\nParis,10\nRome,7\nOslo,3\n"
 
@@ -274,3 +274,19 @@ async def test_a_failed_download_leaves_no_file_and_the_chat_unchanged(tmp_path:
         listing = await list_files(world, chat, ann)
         assert "sales.csv" in listing
         assert "broken.csv" not in listing
+
+
+async def test_stop_waits_for_a_reply_held_up_by_flood_control(tmp_path: Path) -> None:
+    async with bot_world(tmp_path, flood=FloodLimits(private_burst=1)) as world:
+        tg = world.tg
+        ann = tg.user("Ann")
+        chat = tg.private_chat(ann)
+        tg.send_text(chat, ann, "/help")
+        await tg.wait_for_message(chat, contains="How it works")
+        tg.send_text(chat, ann, "/language")  # its reply must wait for Telegram's retry_after
+        await tg.wait_for(lambda: tg.flood_refusals)
+
+        await world.app.stop()
+
+        assert any("Choose the language" in m.text for m in tg.messages(chat))
+        await world.restart()  # so that the world's exit has a running app to stop
