@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import ClientSession
 
 from bot.app import build_services
@@ -21,6 +23,7 @@ from bot.telegram.runner import BotRunner, create_bot
 from tests.bot.harness import BOT_USERNAME, SALES_CSV, App, bot_world, settings_for
 from tests.fakes.responses_api import ResponsesFake, Scenario, running_responses_fake
 from tests.fakes.telegram_api import FloodLimits, StoredMessage, TelegramFake
+from tests.fixtures.redis_server import start_redis_server, stop_redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "hook-Secret_42"
@@ -163,6 +166,25 @@ async def test_polling_health_endpoint_reports_the_store(tmp_path: Path) -> None
         status, body = await get(f"http://127.0.0.1:{port}/healthz")
         assert status == 503
         assert body["status"] == "storage unavailable"
+
+
+async def test_health_is_503_while_redis_is_down(tmp_path: Path) -> None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed")
+    redis = await asyncio.to_thread(start_redis_server, binary, tmp_path)
+    port = free_port()
+    try:
+        async with bot_world(
+            tmp_path / "data", redis_url=redis.url, health_port=port, webhook_host="127.0.0.1"
+        ):
+            assert (await get(f"http://127.0.0.1:{port}/healthz"))[0] == 200
+            await asyncio.to_thread(stop_redis_server, redis.process)
+            status, body = await get(f"http://127.0.0.1:{port}/healthz")
+            assert status == 503
+            assert body["status"] == "storage unavailable"
+    finally:
+        await asyncio.to_thread(stop_redis_server, redis.process)
 
 
 # ---- python -m bot ----------------------------------------------------------------------------
