@@ -124,6 +124,7 @@ class PacedEditor:
         self._sent_markup: InlineKeyboardMarkup | None = message.reply_markup
         self._wanted: tuple[str, InlineKeyboardMarkup | None] | None = None
         self._wake = asyncio.Event()
+        self._sending = asyncio.Lock()  # held while an edit request is in flight
         self._last_edit = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
@@ -168,7 +169,10 @@ class PacedEditor:
     async def finish(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
         """Stop the background edits and make one last edit (paced like the others)."""
         if self._task is not None:
-            self._task.cancel()
+            # Let an edit in flight end first: it may be waiting out flood control, and
+            # cancelling it would send the last edit inside the pause Telegram asked for.
+            async with self._sending:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -193,23 +197,24 @@ class PacedEditor:
         text, markup = wanted
         if text == self._sent_text and markup == self._sent_markup:
             return
-        try:
-            await self.bot.edit_message_text(
-                text=text,
-                chat_id=self.message.chat.id,
-                message_id=self.message.message_id,
-                reply_markup=markup,
-            )
-        except TelegramRetryAfter as error:
-            # The request middleware already waited and retried; give up on this edit
-            # (a later one will carry newer text) and keep the pace slower.
-            log.warning("progress edit flood-limited: retry after %ss", error.retry_after)
-            self._last_edit = time.monotonic() + error.retry_after
-            self._wanted = self._wanted or wanted
-            self._wake.set()
-            return
-        except TelegramBadRequest as error:
-            if "not modified" not in error.message:
-                log.warning("progress edit failed: %s", error.message)
-        self._last_edit = time.monotonic()
-        self._sent_text, self._sent_markup = text, markup
+        async with self._sending:
+            try:
+                await self.bot.edit_message_text(
+                    text=text,
+                    chat_id=self.message.chat.id,
+                    message_id=self.message.message_id,
+                    reply_markup=markup,
+                )
+            except TelegramRetryAfter as error:
+                # The request middleware already waited and retried; give up on this edit
+                # (a later one will carry newer text) and keep the pace slower.
+                log.warning("progress edit flood-limited: retry after %ss", error.retry_after)
+                self._last_edit = time.monotonic() + error.retry_after
+                self._wanted = self._wanted or wanted
+                self._wake.set()
+                return
+            except TelegramBadRequest as error:
+                if "not modified" not in error.message:
+                    log.warning("progress edit failed: %s", error.message)
+            self._last_edit = time.monotonic()
+            self._sent_text, self._sent_markup = text, markup
