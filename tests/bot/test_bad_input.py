@@ -93,10 +93,11 @@ async def test_unusable_files_get_specific_messages_and_the_chat_stays_intact(
             ),
             ("old.xls", OLE2, "old Excel .xls file"),
         ]
+        cases.append(("sales-copy.csv", SALES_CSV, "is already in this chat"))
         for name, data, expected in cases:
             reply = await upload(tg, chat, ann, name, data)
             assert expected.replace("<b>", "").replace("</b>", "") in reply.text, name
-            assert reply.text.startswith("⚠️"), name
+            assert reply.text.startswith(("⚠️", "📄")), name
             assert not reply.buttons, name
 
         listing = await files_listing(tg, chat, ann)

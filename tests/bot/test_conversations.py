@@ -350,6 +350,11 @@ async def test_question_while_an_analysis_runs_gets_a_busy_answer_with_cancel(
         assert [b["text"] for b in busy.buttons] == ["⏹ Cancel"]
         assert len(llm.response_requests()) == 1
 
+        confirm = await command(tg, chat, ann, "/reset", "Forget all")
+        tg.press(confirm, "Yes, forget everything")
+        await tg.wait_for(lambda: "An analysis is running" in (confirm.text or ""))
+        assert "sales.csv" in await list_files(tg, chat, ann)
+
         press = tg.press(busy, "⏹ Cancel")
         await tg.wait_for(lambda: (progress.text or "") == "⏹ Cancelled")
         assert await llm.wait_for_disconnect()
@@ -390,9 +395,20 @@ async def test_cancel_command_and_cancel_button_stop_the_analysis(tmp_path: Path
         # no failure message follows a cancel: the progress message says it all
         assert not any("failed" in (m.text or "") for m in tg.messages(chat))
 
+        # cancelled while the data is still being uploaded
+        llm.upload_gate = asyncio.Event()
+        progress = await ask(tg, chat, ann, "Slow upload")
+        await tg.wait_for(lambda: "Uploading the data" in (progress.text or ""))
+        tg.press(progress, "⏹ Cancel")
+        await tg.wait_for(lambda: progress.text == "⏹ Cancelled")
+        assert len(llm.response_requests()) == 2  # the model was never asked
+        llm.upload_gate.set()
+
         llm.enqueue(answer("Done after cancels."))
         await ask(tg, chat, ann, "Quick question")
         await answered(tg, chat, "Done after cancels.")
+        assert len(llm.response_requests()) == 3
+        assert files_sent(llm) == [f.id for f in llm.uploads if f.filename == "sales.csv"][-1:]
         # an old Cancel button (a client still showing the first keyboard) does no harm
         progress.reply_markup = progress.versions[0].reply_markup
         stale = tg.press(progress, "⏹ Cancel")
