@@ -65,3 +65,7 @@ class TableError(Exception):
         super().__init__(f"{code.value}: {detail}")
         self.code = code
         self.detail = detail
+
+    def __reduce__(self) -> tuple[type[TableError], tuple[TableErrorCode, str]]:
+        # Picklable, so it can come back from the worker process of `inspect_table_async`.
+        return (TableError, (self.code, self.detail))
