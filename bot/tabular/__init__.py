@@ -3,7 +3,9 @@
     info = await inspect_table_async(path, "sales.csv")   # TableInfo, or raises TableError
     text = format_preview(info)                            # monospaced block for <pre>
 
-Parsing is blocking work; `inspect_table_async` runs it in a worker thread.
+Parsing is blocking work; `inspect_table_async` runs it off the event loop (a worker process
+for big files, so an entry point must be import-safe: `if __name__ == "__main__":`, as
+`python -m bot` is).
 """
 
 from bot.tabular.api import inspect_table, inspect_table_async
