@@ -22,15 +22,50 @@ from bot.telegram.i18n import pick_language, translator
 log = logging.getLogger(__name__)
 
 
+class _ChatTurn:
+    """Requests to one chat take turns (see RetryAfterMiddleware)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class RetryAfterMiddleware(BaseRequestMiddleware):
     """Honour Telegram's flood control: on 429 wait `retry_after` and send the same
-    request again (never a different one); retry a 5xx once after a short pause."""
+    request again (never a different one); retry a 5xx once after a short pause.
+
+    Requests to the same chat go one at a time, so while one waits out a 429 nothing else
+    is sent to that chat (a request during the pause is a violation that Telegram may punish
+    with a longer one), and concurrent replies do not keep colliding until their retries
+    run out and a message is lost."""
 
     def __init__(self, attempts: int = 3, max_wait: float = 120.0) -> None:
         self.attempts = attempts
         self.max_wait = max_wait
+        self._chats: dict[int | str, _ChatTurn] = {}
 
     async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        chat_id = getattr(method, "chat_id", None)
+        if not isinstance(chat_id, int | str):
+            return await self._send(make_request, bot, method)
+        turn = self._chats.setdefault(chat_id, _ChatTurn())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                return await self._send(make_request, bot, method)
+        finally:
+            turn.users -= 1
+            if turn.users == 0:
+                del self._chats[chat_id]
+
+    async def _send(
         self,
         make_request: NextRequestMiddlewareType[TelegramType],
         bot: Bot,
