@@ -3,6 +3,7 @@ silence on chatter, and every message of an analysis in the topic it was asked i
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -184,3 +185,38 @@ async def test_forum_topic_gets_progress_answer_and_files_in_the_topic(tmp_path:
         assert all("message_thread_id" not in c.params for c in sends)
         assert all(c.ok for c in tg.calls)
         assert tg.general_topic_attempts == []
+
+
+async def test_a_busy_group_under_flood_control_gets_every_reply_and_the_answer(
+    tmp_path: Path,
+) -> None:
+    # One message per 0.1 s and no bursts: concurrent replies in one group meet flood control.
+    limits = FloodLimits(group_per_minute=600, group_burst=1)
+    async with bot_world(tmp_path, flood=ROOMY, edit_interval_group=0.2) as world:
+        tg, llm = world.tg, world.llm
+        ann, *others = [tg.user(name) for name in ("Ann", "Bob", "Cid", "Dee", "Eve")]
+        group = tg.group("Busy team", members=[ann, *others])
+        document = tg.send_document(
+            group, ann, "sales.csv", SALES_CSV, caption="/analyze@DataLensBot"
+        )
+        await reply_to(tg, group, document)
+
+        gate = asyncio.Event()
+        llm.enqueue(answer("The answer.").stall(after=5, gate=gate))
+        question = tg.send_text(group, ann, "/analyze@DataLensBot which region leads?")
+        progress = await reply_to(tg, group, question)
+        await tg.wait_for(lambda: "Writing code" in (progress.text or ""), timeout=10)
+
+        tg.flood = limits
+        asked = [tg.send_text(group, user, "/analyze@DataLensBot me too") for user in others]
+        await tg.wait_for(lambda: all(replies_to(tg, group, m) for m in asked), timeout=15)
+        for message in asked:
+            [busy] = replies_to(tg, group, message)
+            assert "already running" in busy.text
+        assert tg.flood_refusals  # the limits did bite ...
+        assert tg.flood_violations == []  # ... and no request was made during a pause
+
+        tg.flood = ROOMY
+        gate.set()
+        await answered(tg, group, "The answer.")
+        assert progress.text.startswith("✅ Done in")
