@@ -12,11 +12,12 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
-from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram import BaseMiddleware, Bot, Dispatcher, methods
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllGroupChats,
@@ -40,7 +41,26 @@ PRIVATE_COMMANDS = ("start", "help", "dataset", "files", "cancel", "reset", "usa
 GROUP_COMMANDS = ("analyze", "dataset", "files", "cancel", "reset", "usage", "help")
 
 
+# aiogram parametrizes `Response[<result type>]` for every API call, and pydantic caches such
+# classes only weakly: the garbage collector drops them and each is rebuilt (milliseconds of
+# schema building on the event loop, a few times per analysis). Strong references stop that.
+_RESPONSE_TYPES: list[type[Any]] = []
+
+
+def _pin_response_types() -> None:
+    if _RESPONSE_TYPES:
+        return
+    returning: dict[str, Any] = {}
+    for name in methods.__all__:
+        method = getattr(methods, name)
+        is_method = isinstance(method, type) and issubclass(method, TelegramMethod)
+        if is_method and method is not TelegramMethod:
+            returning.setdefault(repr(method.__returning__), method.__returning__)
+    _RESPONSE_TYPES.extend(Response[result] for result in returning.values())
+
+
 def create_bot(settings: Settings) -> Bot:
+    _pin_response_types()
     api = (
         TelegramAPIServer.from_base(
             settings.telegram_api_base, is_local=settings.telegram_api_local
