@@ -328,8 +328,15 @@ class AnalysisEngine:
     async def _execute(self, run: TurnRun) -> TurnFinished | TurnFailed:
         request = run.request
 
+        arrived = True
+
         def on_position(position: int) -> None:
-            logger.info("turn %s chat=%s queued at %d", run.analysis_id, request.chat_key, position)
+            nonlocal arrived
+            if arrived:  # log the arrival only: every turn that starts moves all the others up
+                arrived = False
+                logger.info(
+                    "turn %s chat=%s queued at %d", run.analysis_id, request.chat_key, position
+                )
             run._push(Queued(position))
 
         await self._limiter.acquire(on_position)
