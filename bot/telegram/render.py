@@ -42,6 +42,7 @@ PHOTO_MAX_RATIO = 20
 DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 MAX_ENTITIES = 100
 PHOTO_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+_INVISIBLE = " \t\r\n\u200b\u200c\u200d\u2060\ufeff"
 
 
 def format_size(t: Translator, size: int) -> str:
@@ -121,8 +122,14 @@ async def send_answer(bot: Bot, to: Destination, markdown: str, t: Translator) -
     """Send the model's Markdown answer, formatted, in as many messages as needed."""
     if not markdown.strip():
         markdown = t.plain("answer-empty")
+    chunks = await asyncio.to_thread(markdown_chunks, markdown)
+    # Telegram refuses a message without visible text: an answer made only of markup (an
+    # HTML comment, a zero-width space) must not leave the user with nothing at all.
+    chunks = [(text, entities) for text, entities in chunks if text.strip(_INVISIBLE)]
+    if not chunks:
+        chunks = [(t.plain("answer-empty"), [])]
     sent: list[Message] = []
-    for text, entities in await asyncio.to_thread(markdown_chunks, markdown):
+    for text, entities in chunks:
         reply = to.reply() if not sent else None
         try:
             message = await bot.send_message(
