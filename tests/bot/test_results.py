@@ -258,6 +258,23 @@ async def test_tables_come_as_documents_and_the_code_as_one_python_file(tmp_path
         assert "sandbox:" not in answer.text
 
 
+async def test_an_answer_without_visible_text_still_says_something_and_sends_the_files(
+    tmp_path: Path,
+) -> None:
+    async with roomy_world(tmp_path) as world:
+        tg, llm = world.tg, world.llm
+        chat, ann = await setup_chat(world)
+        for index, text in enumerate(("\u200b", "<!-- the chart says it all -->")):
+            saves = {f"chart_{index}.png": png(300 + index, 200)}
+            llm.enqueue(Scenario().code("plot()", saves=saves).text(text, cite=list(saves)))
+            progress = await ask(tg, chat, ann, f"Question {index}")
+            await code_file(tg, chat, progress)
+            said = [m.text for m in after(tg, chat, progress) if m.text]
+            assert said == ["(The model returned no text; see the files below.)"]
+            assert [p.filename for p in tg.sent_photos][-1] == f"chart_{index}.png"
+        assert all(c.ok for c in tg.calls)
+
+
 # ---- failures -----------------------------------------------------------------------------
 
 
