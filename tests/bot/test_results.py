@@ -125,9 +125,10 @@ async def test_progress_is_one_message_edited_through_each_stage(tmp_path: Path)
 async def test_flood_control_while_streaming_is_waited_out_not_answered_with_sends(
     tmp_path: Path,
 ) -> None:
-    async with bot_world(tmp_path, flood=FloodLimits.strict()) as world:
+    async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
         chat, ann = await setup_chat(world)
+        tg.flood = FloodLimits.strict()  # from now on one message per second, no bursts
         long_code = "\n".join(f"step_{i} = df.revenue * {i}" for i in range(40))
         text = "The answer, growing chunk by chunk. " * 30
         # The first edit meets flood control (the progress message used the chat's only token)
