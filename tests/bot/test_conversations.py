@@ -44,10 +44,10 @@ def stalled(gate: asyncio.Event | None = None) -> Scenario:
 
 
 async def upload(
-    tg: TelegramFake, chat: Chat, user: User, name: str, data: bytes, **kwargs: object
+    tg: TelegramFake, chat: Chat, user: User, name: str, data: bytes, **kwargs: Any
 ) -> StoredMessage:
     """Send a document and return the bot's reply to it."""
-    document = tg.send_document(chat, user, name, data, **kwargs)  # type: ignore[arg-type]
+    document = tg.send_document(chat, user, name, data, **kwargs)
     return await tg.wait_for_message(chat, predicate=lambda m: m.reply_to is document)
 
 
