@@ -14,6 +14,7 @@ import html
 import logging
 import time
 
+import telegramify_markdown
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
@@ -46,6 +47,16 @@ def format_elapsed(t: Translator, seconds: float) -> str:
     if seconds < 60:
         return t("elapsed-seconds", seconds=seconds)
     return t("elapsed-minutes", minutes=seconds // 60, seconds=seconds % 60)
+
+
+def answer_preview(markdown: str) -> str:
+    """The end of the answer being written, as plain text: the Markdown markup is dropped
+    (the final answer is formatted properly), and `sandbox:` links become file names."""
+    tail = rewrite_sandbox_links(markdown[-2 * ANSWER_PREVIEW_CHARS :])
+    plain = telegramify_markdown.convert(tail)[0].strip()
+    if len(plain) > ANSWER_PREVIEW_CHARS or len(markdown) > 2 * ANSWER_PREVIEW_CHARS:
+        return "…" + plain[-ANSWER_PREVIEW_CHARS:]
+    return plain
 
 
 class ProgressView:
@@ -91,7 +102,7 @@ class ProgressView:
                 self.images += 1
             case TextDelta(text=text):
                 self.status = t("progress-writing-answer")
-                self.answer = rewrite_sandbox_links(text)
+                self.answer = text
                 self._mode = "answer"
             case _:
                 return False
@@ -106,10 +117,7 @@ class ProgressView:
             snippet = "\n".join(tail)[-CODE_TAIL_CHARS:]
             text += f'\n<pre><code class="language-python">{html.escape(snippet)}</code></pre>'
         elif self._mode == "answer" and self.answer.strip():
-            preview = self.answer[-ANSWER_PREVIEW_CHARS:]
-            if len(self.answer) > ANSWER_PREVIEW_CHARS:
-                preview = "…" + preview
-            text += "\n\n" + html.escape(preview)
+            text += "\n\n" + html.escape(answer_preview(self.answer))
         return text
 
 

@@ -30,11 +30,11 @@ def test_progress_follows_the_turn() -> None:
     view.apply(CodeRunning(step=1))
     assert "Running the code (step 1)" in view.render()
     view.apply(CodeFinished(step=1, logs="ok"))
-    view.apply(TextDelta(delta="East <leads>", text="East <leads>"))
+    view.apply(TextDelta(delta="East > West & co", text="East > West & co"))
     text = view.render()
     assert "Step 1 done" in text
     assert "Writing the answer" in text
-    assert "East &lt;leads&gt;" in text
+    assert "East &gt; West &amp; co" in text
 
 
 def test_long_answer_preview_stays_short() -> None:
@@ -42,3 +42,13 @@ def test_long_answer_preview_stays_short() -> None:
     answer = "слово " * 2000
     view.apply(TextDelta(delta=answer, text=answer))
     assert len(view.render()) < 1200
+
+
+def test_answer_preview_drops_markdown_markup() -> None:
+    view = ProgressView(translator("en"))
+    text = "**East** leads, see [chart.png](sandbox:/mnt/data/chart.png)"
+    view.apply(TextDelta(delta=text, text=text))
+    rendered = view.render()
+    assert "East leads" in rendered
+    assert "**" not in rendered
+    assert "sandbox:" not in rendered
