@@ -13,10 +13,7 @@ from bot.services.analysis import AnalysisService
 from bot.storage.base import Store
 from bot.telegram.i18n import Translator
 
-router = Router(name="admin")
 
-
-@router.message(Command("usage"))
 async def usage(
     message: Message, t: Translator, store: Store, settings: Settings, is_admin: bool
 ) -> None:
@@ -35,7 +32,6 @@ async def usage(
         await message.answer(t("usage", limit=settings.daily_user_quota, **args))
 
 
-@router.message(Command("stats"))
 async def stats(
     message: Message, t: Translator, store: Store, analyses: AnalysisService, is_admin: bool
 ) -> None:
@@ -61,3 +57,11 @@ async def stats(
             running=analyses.running_count,
         )
     )
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (one per dispatcher)."""
+    router = Router(name="admin")
+    router.message.register(usage, Command("usage"))
+    router.message.register(stats, Command("stats"))
+    return router

@@ -13,10 +13,7 @@ from bot.telegram import keyboards
 from bot.telegram.callbacks import LanguageCb
 from bot.telegram.i18n import LANGUAGES, Translator, translator
 
-router = Router(name="common")
 
-
-@router.message(CommandStart())
 async def start(message: Message, t: Translator, catalog: Catalog) -> None:
     await message.answer(t("welcome"))
     await message.answer(t("welcome-datasets"), reply_markup=keyboards.datasets(t, catalog.all()))
@@ -36,21 +33,28 @@ def help_text(t: Translator, settings: Settings, bot_username: str) -> str:
     )
 
 
-@router.message(Command("help"))
 async def help_(message: Message, bot: Bot, t: Translator, settings: Settings) -> None:
     me = await bot.me()
     await message.answer(help_text(t, settings, me.username or "bot"))
 
 
-@router.message(Command("language"))
 async def language(message: Message, t: Translator) -> None:
     await message.answer(t("language-choose"), reply_markup=keyboards.languages())
 
 
-@router.callback_query(LanguageCb.filter(F.language.in_(LANGUAGES)))
 async def language_chosen(query: CallbackQuery, callback_data: LanguageCb, store: Store) -> None:
     await store.set_language(query.from_user.id, callback_data.language)
     t = translator(callback_data.language)
     await query.answer(t.plain("language-set"))
     if isinstance(query.message, Message):
         await query.message.edit_text(t("language-set"))
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (one per dispatcher)."""
+    router = Router(name="common")
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    router.message.register(language, Command("language"))
+    router.callback_query.register(language_chosen, LanguageCb.filter(F.language.in_(LANGUAGES)))
+    return router

@@ -16,8 +16,6 @@ from bot.telegram.flow import Asker, run_analysis
 from bot.telegram.handlers.files import added_text
 from bot.telegram.i18n import Translator
 
-router = Router(name="datasets")
-
 
 def catalog_text(t: Translator, catalog: Catalog) -> str:
     lines = [t("datasets-header")]
@@ -33,14 +31,12 @@ def catalog_text(t: Translator, catalog: Catalog) -> str:
     return "\n".join(lines)
 
 
-@router.message(Command("dataset", "datasets"))
 async def show_catalog(message: Message, t: Translator, catalog: Catalog) -> None:
     await message.answer(
         catalog_text(t, catalog), reply_markup=keyboards.datasets(t, catalog.all())
     )
 
 
-@router.callback_query(DatasetCb.filter())
 async def add_dataset(
     query: CallbackQuery,
     callback_data: DatasetCb,
@@ -72,7 +68,6 @@ async def add_dataset(
     await query.message.answer(text, reply_markup=keyboards.example_questions(t, dataset))
 
 
-@router.callback_query(DatasetQuestionCb.filter())
 async def dataset_question(
     query: CallbackQuery,
     callback_data: DatasetQuestionCb,
@@ -93,3 +88,12 @@ async def dataset_question(
     asked = await query.message.answer(f"❓ {question}")
     asker = Asker.of(asked, query.from_user.id, t, is_admin)
     await run_analysis(bot, asker, question, analyses=analyses, catalog=catalog, settings=settings)
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (one per dispatcher)."""
+    router = Router(name="datasets")
+    router.message.register(show_catalog, Command("dataset", "datasets"))
+    router.callback_query.register(add_dataset, DatasetCb.filter())
+    router.callback_query.register(dataset_question, DatasetQuestionCb.filter())
+    return router

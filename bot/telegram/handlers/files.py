@@ -22,7 +22,6 @@ from bot.telegram.i18n import Translator
 from bot.telegram.render import format_size
 
 log = logging.getLogger(__name__)
-router = Router(name="files")
 
 
 def added_text(t: Translator, added: AddedFile, count: int) -> str:
@@ -78,7 +77,6 @@ def _reject_text(t: Translator, error: FileRejected, name: str) -> str:
             )
 
 
-@router.message(F.document)
 async def document(
     message: Message,
     bot: Bot,
@@ -130,7 +128,6 @@ async def document(
         )
 
 
-@router.message(Command("files"))
 async def list_files(message: Message, t: Translator, files: ChatFiles) -> None:
     items = await files.list_files(message.chat.id)
     if not items:
@@ -152,7 +149,6 @@ async def list_files(message: Message, t: Translator, files: ChatFiles) -> None:
     await message.answer("\n".join(lines), reply_markup=keyboards.files(t, items))
 
 
-@router.callback_query(RemoveFileCb.filter())
 async def remove_file(
     query: CallbackQuery, callback_data: RemoveFileCb, t: Translator, files: ChatFiles
 ) -> None:
@@ -173,13 +169,11 @@ async def remove_file(
         await query.message.edit_text(t("files-empty"))
 
 
-@router.message(Command("reset"))
 async def reset(message: Message, t: Translator, files: ChatFiles) -> None:
     count = len(await files.list_files(message.chat.id))
     await message.answer(t("reset-confirm", count=count), reply_markup=keyboards.reset_confirm(t))
 
 
-@router.callback_query(ResetCb.filter())
 async def reset_confirmed(
     query: CallbackQuery,
     callback_data: ResetCb,
@@ -200,3 +194,14 @@ async def reset_confirmed(
         return
     await files.reset(chat_id)
     await query.message.edit_text(t("reset-done"))
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (one per dispatcher)."""
+    router = Router(name="files")
+    router.message.register(document, F.document)
+    router.message.register(list_files, Command("files"))
+    router.callback_query.register(remove_file, RemoveFileCb.filter())
+    router.message.register(reset, Command("reset"))
+    router.callback_query.register(reset_confirmed, ResetCb.filter())
+    return router

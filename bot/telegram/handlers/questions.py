@@ -16,8 +16,6 @@ from bot.telegram.flow import Asker, run_analysis
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import ASK_LABELS
 
-router = Router(name="questions")
-
 
 async def _ask(
     message: Message,
@@ -35,7 +33,6 @@ async def _ask(
     await run_analysis(bot, asker, question, analyses=analyses, catalog=catalog, settings=settings)
 
 
-@router.message(Command("analyze"))
 async def analyze(
     message: Message,
     command: CommandObject,
@@ -54,7 +51,6 @@ async def analyze(
     await _ask(message, question, bot, t, is_admin, analyses, catalog, settings)
 
 
-@router.message(Command("cancel"))
 async def cancel_command(message: Message, t: Translator, analyses: AnalysisService) -> None:
     if await analyses.cancel(message.chat.id):
         await message.reply(t("cancel-requested"))
@@ -62,7 +58,6 @@ async def cancel_command(message: Message, t: Translator, analyses: AnalysisServ
         await message.reply(t("cancel-none"))
 
 
-@router.callback_query(CancelCb.filter())
 async def cancel_button(
     query: CallbackQuery, callback_data: CancelCb, t: Translator, analyses: AnalysisService
 ) -> None:
@@ -75,7 +70,6 @@ async def cancel_button(
         await query.answer(t.plain("cancel-outdated"))
 
 
-@router.callback_query(AskCb.filter())
 async def example_question(
     query: CallbackQuery,
     callback_data: AskCb,
@@ -96,7 +90,6 @@ async def example_question(
     await run_analysis(bot, asker, question, analyses=analyses, catalog=catalog, settings=settings)
 
 
-@router.message(F.chat.type == ChatType.PRIVATE, F.text, ~F.text.startswith("/"))
 async def private_question(
     message: Message,
     bot: Bot,
@@ -109,12 +102,6 @@ async def private_question(
     await _ask(message, message.text or "", bot, t, is_admin, analyses, catalog, settings)
 
 
-@router.message(
-    F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP}),
-    F.text,
-    ~F.text.startswith("/"),
-    F.reply_to_message.from_user.id == F.bot.id,
-)
 async def group_follow_up(
     message: Message,
     bot: Bot,
@@ -127,13 +114,33 @@ async def group_follow_up(
     await _ask(message, message.text or "", bot, t, is_admin, analyses, catalog, settings)
 
 
-@router.message(F.chat.type == ChatType.PRIVATE)
 async def private_other(message: Message, t: Translator) -> None:
     """Stickers, photos, unknown commands… in a private chat: say what works."""
     await message.answer(t("unsupported-content"))
 
 
-@router.callback_query()
 async def stale_button(query: CallbackQuery, t: Translator) -> None:
     """Callback data that no handler understands: an old or forged button."""
     await query.answer(t.plain("button-outdated"), show_alert=True)
+
+
+def create_router() -> Router:
+    """A new router with this module's handlers (one per dispatcher)."""
+    router = Router(name="questions")
+    router.message.register(analyze, Command("analyze"))
+    router.message.register(cancel_command, Command("cancel"))
+    router.callback_query.register(cancel_button, CancelCb.filter())
+    router.callback_query.register(example_question, AskCb.filter())
+    router.message.register(
+        private_question, F.chat.type == ChatType.PRIVATE, F.text, ~F.text.startswith("/")
+    )
+    router.message.register(
+        group_follow_up,
+        F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP}),
+        F.text,
+        ~F.text.startswith("/"),
+        F.reply_to_message.from_user.id == F.bot.id,
+    )
+    router.message.register(private_other, F.chat.type == ChatType.PRIVATE)
+    router.callback_query.register(stale_button)
+    return router
