@@ -86,6 +86,8 @@ logger = logging.getLogger(__name__)
 
 PROVIDERS = ("yandex", "openai")
 OPENAI_INCLUDE = ["code_interpreter_call.outputs"]
+# Queue positions up to this are reported at every move; further back in ~10 % steps.
+EXACT_QUEUE_POSITIONS = 10
 _FILE_WORD = re.compile(r"\bfiles?\b|file_ids?", re.IGNORECASE)
 
 
@@ -328,15 +330,20 @@ class AnalysisEngine:
     async def _execute(self, run: TurnRun) -> TurnFinished | TurnFailed:
         request = run.request
 
-        arrived = True
+        shown = 0  # the position last reported; 0: none yet
 
         def on_position(position: int) -> None:
-            nonlocal arrived
-            if arrived:  # log the arrival only: every turn that starts moves all the others up
-                arrived = False
+            nonlocal shown
+            # Every turn that starts moves each waiting turn up one place, so reporting every
+            # move costs a queue of N about N²/2 events. Far back, report ~10 % steps only;
+            # the last ten places exactly.
+            if shown and position > EXACT_QUEUE_POSITIONS and position > shown * 0.9:
+                return
+            if not shown:  # log the arrival only
                 logger.info(
                     "turn %s chat=%s queued at %d", run.analysis_id, request.chat_key, position
                 )
+            shown = position
             run._push(Queued(position))
 
         await self._limiter.acquire(on_position)
