@@ -3,8 +3,11 @@ groups, example-question buttons; /cancel and the Cancel button."""
 
 from __future__ import annotations
 
+import contextlib
+
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
@@ -64,10 +67,17 @@ async def cancel_button(
     if query.message is None:
         await query.answer(t.plain("button-outdated"))
         return
-    if await analyses.cancel(query.message.chat.id, callback_data.analysis):
-        await query.answer(t.plain("cancel-requested"))
-    else:
+    chat_id = query.message.chat.id
+    runs_here = analyses.running(chat_id) is not None
+    if not await analyses.cancel(chat_id, callback_data.analysis):
         await query.answer(t.plain("cancel-outdated"))
+        return
+    await query.answer(t.plain("cancel-requested"))
+    if not runs_here and isinstance(query.message, Message):
+        # It runs on another instance (which will stop it within seconds) or its process
+        # died: either way this progress message is finished; drop its Cancel button.
+        with contextlib.suppress(TelegramBadRequest):
+            await query.message.edit_text(t("progress-cancelled"))
 
 
 async def example_question(
