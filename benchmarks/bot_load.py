@@ -530,6 +530,7 @@ async def run_load(tg: TelegramFake, watcher: Watcher, bot: Bot, chats: int) -> 
     print()
 
     flood_before = (len(tg.flood_refusals), len(tg.flood_violations))
+    calls_before = len(tg.calls)
     started = time.perf_counter()
     results = await asyncio.gather(
         *(one_chat(tg, watcher, i, 60 + chats / 2) for i in range(chats)),
@@ -554,6 +555,9 @@ async def run_load(tg: TelegramFake, watcher: Watcher, bot: Bot, chats: int) -> 
         print(f"  chats that never got a reply: {dict(lost)}")
     print_bot(figures)
     print(f"  bot CPU per analysis: {1000 * figures['cpu_s'] / max(1, len(times)):.0f} ms")
+    methods = Counter(call.method for call in tg.calls[calls_before:])
+    per_chat = ", ".join(f"{name} {count / chats:.1f}" for name, count in methods.most_common())
+    print(f"  Telegram requests per chat: {per_chat}")
     print_flood(tg, flood_before)
 
 
