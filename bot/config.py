@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     default_language: Literal["ru", "en"] = "ru"
     edit_interval_private: float = Field(default=1.0, ge=0)
     edit_interval_group: float = Field(default=3.0, ge=0)
+    telegram_messages_per_second: float = Field(default=25.0, ge=0)  # 0: no overall pacing
 
     # Running
     webhook_url: str | None = None

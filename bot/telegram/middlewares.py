@@ -11,7 +11,7 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
-from aiogram.methods import TelegramMethod
+from aiogram.methods import SendChatAction, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
@@ -20,6 +20,8 @@ from bot.storage.base import Store
 from bot.telegram.i18n import pick_language, translator
 
 log = logging.getLogger(__name__)
+
+CHAT_ACTION_MAX_BACKLOG = 0.5  # seconds
 
 
 class _ChatTurn:
@@ -32,6 +34,29 @@ class _ChatTurn:
         self.users = 0
 
 
+class SendPacer:
+    """Spaces the bot's requests to chats so that together they stay under Telegram's
+    overall limit (about 30 messages a second): each request reserves the next free slot,
+    first come first served."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = 0.0
+
+    def backlog(self) -> float:
+        """Seconds until a request made now could go out."""
+        return max(0.0, self._next - asyncio.get_running_loop().time())
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
 class RetryAfterMiddleware(BaseRequestMiddleware):
     """Honour Telegram's flood control: on 429 wait `retry_after` and send the same
     request again (never a different one); retry a 5xx once after a short pause.
@@ -39,11 +64,17 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
     Requests to the same chat go one at a time, so while one waits out a 429 nothing else
     is sent to that chat (a request during the pause is a violation that Telegram may punish
     with a longer one), and concurrent replies do not keep colliding until their retries
-    run out and a message is lost."""
+    run out and a message is lost.
 
-    def __init__(self, attempts: int = 3, max_wait: float = 120.0) -> None:
+    With a `pacer`, requests to chats are also spaced to respect the overall limit. A chat
+    action (the "typing…" hint) is dropped rather than queued when the bot is that busy."""
+
+    def __init__(
+        self, attempts: int = 5, max_wait: float = 120.0, pacer: SendPacer | None = None
+    ) -> None:
         self.attempts = attempts
         self.max_wait = max_wait
+        self.pacer = pacer
         self._chats: dict[int | str, _ChatTurn] = {}
 
     async def __call__(
@@ -55,6 +86,12 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
         chat_id = getattr(method, "chat_id", None)
         if not isinstance(chat_id, int | str):
             return await self._send(make_request, bot, method)
+        if (
+            isinstance(method, SendChatAction)
+            and self.pacer is not None
+            and self.pacer.backlog() > CHAT_ACTION_MAX_BACKLOG
+        ):
+            return Response[bool](ok=True, result=True)  # type: ignore[return-value]
         turn = self._chats.setdefault(chat_id, _ChatTurn())
         turn.users += 1
         try:
@@ -71,7 +108,10 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
+        chat_bound = isinstance(getattr(method, "chat_id", None), int | str)
         for attempt in range(1, self.attempts + 1):
+            if chat_bound and self.pacer is not None:
+                await self.pacer.wait()
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as error:

@@ -34,7 +34,12 @@ from bot.services.housekeeping import Housekeeper
 from bot.telegram.flow import report_interrupted
 from bot.telegram.handlers import get_routers
 from bot.telegram.i18n import LANGUAGES, translator
-from bot.telegram.middlewares import AccessMiddleware, LanguageMiddleware, RetryAfterMiddleware
+from bot.telegram.middlewares import (
+    AccessMiddleware,
+    LanguageMiddleware,
+    RetryAfterMiddleware,
+    SendPacer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +89,7 @@ def create_bot(settings: Settings) -> Bot:
         else PRODUCTION
     )
     session = AiohttpSession(api=api)
-    session.middleware(RetryAfterMiddleware())
+    session.middleware(RetryAfterMiddleware(pacer=SendPacer(settings.telegram_messages_per_second)))
     return Bot(
         settings.telegram_bot_token.get_secret_value(),
         session=session,
