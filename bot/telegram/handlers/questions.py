@@ -100,7 +100,7 @@ async def example_question(
     await run_analysis(bot, asker, question, analyses=analyses, catalog=catalog, settings=settings)
 
 
-async def private_question(
+async def text_question(
     message: Message,
     bot: Bot,
     t: Translator,
@@ -109,18 +109,7 @@ async def private_question(
     catalog: Catalog,
     settings: Settings,
 ) -> None:
-    await _ask(message, message.text or "", bot, t, is_admin, analyses, catalog, settings)
-
-
-async def group_follow_up(
-    message: Message,
-    bot: Bot,
-    t: Translator,
-    is_admin: bool,
-    analyses: AnalysisService,
-    catalog: Catalog,
-    settings: Settings,
-) -> None:
+    """Any text in a private chat, or a reply to the bot in a group: a question."""
     await _ask(message, message.text or "", bot, t, is_admin, analyses, catalog, settings)
 
 
@@ -142,10 +131,10 @@ def create_router() -> Router:
     router.callback_query.register(cancel_button, CancelCb.filter())
     router.callback_query.register(example_question, AskCb.filter())
     router.message.register(
-        private_question, F.chat.type == ChatType.PRIVATE, F.text, ~F.text.startswith("/")
+        text_question, F.chat.type == ChatType.PRIVATE, F.text, ~F.text.startswith("/")
     )
     router.message.register(
-        group_follow_up,
+        text_question,
         F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP}),
         F.text,
         ~F.text.startswith("/"),
