@@ -64,26 +64,6 @@ def markdown_chunks(markdown: str) -> list[tuple[str, list[MessageEntity]]]:
     return result
 
 
-def plain_chunks(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Split plain text at line breaks (or hard, for very long lines)."""
-    chunks: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        while len(line) > limit:
-            if current:
-                chunks.append(current)
-                current = ""
-            chunks.append(line[:limit])
-            line = line[limit:]
-        if len(current) + len(line) > limit:
-            chunks.append(current)
-            current = ""
-        current += line
-    if current.strip():
-        chunks.append(current)
-    return [c for c in chunks if c.strip()]
-
-
 def photo_ok(artifact: Artifact) -> bool:
     """True when Telegram accepts the picture as a photo (else send it as a document)."""
     if artifact.mime_type not in PHOTO_TYPES or len(artifact.data) > PHOTO_MAX_BYTES:

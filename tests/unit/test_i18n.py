@@ -47,9 +47,9 @@ def test_messages_format_without_errors(lang: str) -> None:
 
 def test_plural_forms_in_russian() -> None:
     t = translator("ru")
-    assert "2 шага" in t("code-title", steps=2)
-    assert "5 шагов" in t("code-title", steps=5)
-    assert "1 шаг" in t("code-title", steps=1)
+    assert "2 шага" in t("code-file-caption", steps=2)
+    assert "5 шагов" in t("code-file-caption", steps=5)
+    assert "1 шаг" in t("code-file-caption", steps=1)
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,14 @@ def test_every_failure_and_file_error_has_a_message() -> None:
     wanted |= {f"file-error-{c.value.lower()}" for c in TableErrorCode}
     wanted |= {f"{key}-q" for key in ASK_LABELS.values()} | set(ASK_LABELS.values())
     assert not sorted(wanted - ids)
+
+
+def test_no_message_is_left_unused() -> None:
+    source = "".join(path.read_text(encoding="utf-8") for path in SOURCE.rglob("*.py"))
+    dynamic = ("fail-", "file-error-", "cmd-", "ask-")  # built from enums and command names
+    unused = [
+        key
+        for key in sorted(message_ids("en"))
+        if f'"{key}"' not in source and not key.startswith(dynamic)
+    ]
+    assert not unused

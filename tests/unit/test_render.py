@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bot.engine.types import Artifact
-from bot.telegram.render import _batches, markdown_chunks, photo_ok, plain_chunks
+from bot.telegram.render import _batches, markdown_chunks, photo_ok
 
 
 def utf16(text: str) -> int:
@@ -35,12 +35,6 @@ def test_long_markdown_splits_into_valid_messages() -> None:
     joined = "".join(text for text, _ in chunks)
     assert joined.count("Выручка") == 160
     assert "**" not in joined
-
-
-def test_plain_chunks_respect_the_limit_even_for_one_huge_line() -> None:
-    chunks = plain_chunks("x" * 9000 + "\nend\n")
-    assert all(len(c) <= 4096 for c in chunks)
-    assert "".join(chunks).replace("\n", "") == "x" * 9000 + "end"
 
 
 @pytest.mark.parametrize(

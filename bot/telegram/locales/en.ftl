@@ -36,7 +36,6 @@ help =
 
     <b>In groups</b>
     Everyone in the group shares its files. Ask with <code>/analyze@{ $bot_username } question</code>, or reply to my message to ask a follow-up. With Telegram's privacy mode on (the default) I only see commands, replies to me and files sent with a command caption — that is enough; I ignore other chatter.
-help-quota-unlimited = no limit on
 
 ## Language
 language-choose = Choose the language:
@@ -88,7 +87,6 @@ reset-busy = An analysis is running in this chat. Cancel it first (/cancel), the
 datasets-header = <b>Sample datasets</b> — real, openly licensed data. Tap one to add it to this chat (you can combine several):
 datasets-item = • <b>{ $title }</b> — { $description } <i>({ $rows } rows)</i>
 dataset-source = Source: { $attribution }. License: { $license }.
-dataset-suggested = Try:
 dataset-unknown = This dataset is no longer available. Open /dataset again.
 
 ## Example questions (buttons and the questions they ask)
@@ -154,10 +152,6 @@ interrupted-restart = ⚠️ The bot restarted before finishing the analysis “
 ## Results
 answer-empty = (The model returned no text; see the files below.)
 chart-caption = { $name }
-code-title = 🧾 Code the model ran ({ $steps ->
-        [one] 1 step
-       *[other] { $steps } steps
-    })
 code-step = Step { $step }
 code-file-caption = 🧾 The code the model ran ({ $steps ->
         [one] 1 step
@@ -169,7 +163,6 @@ artifacts-dropped = { $count ->
     } not sent: over the size or count limit.
 context-reset = ℹ️ The earlier conversation had expired, so this answer starts from scratch.
 artifact-too-big = ⚠️ { $name } ({ $size }) is too large to send through Telegram.
-follow-up-hint = Ask a follow-up question by replying to this message.
 
 ## Usage and stats
 usage =
