@@ -60,90 +60,95 @@ class Asker:
         )
 
 
-async def run_analysis(
-    bot: Bot,
-    asker: Asker,
-    question: str,
-    *,
-    analyses: AnalysisService,
-    catalog: Catalog,
-    settings: Settings,
-) -> None:
-    t = asker.t
-    to = Destination(asker.chat_id, asker.thread_id, asker.reply_to)
-    try:
-        analysis = await analyses.begin(
-            AnalysisRequest(
-                chat_id=asker.chat_id,
-                user_id=asker.user_id,
-                question=question,
-                language=t.language,
-                thread_id=asker.thread_id,
-                is_admin=asker.is_admin,
+class Analyst:
+    """Runs an analysis as the chat sees it. One per dispatcher; handlers get it as
+    `analyst` and call `await analyst.run(bot, asker, question)`."""
+
+    def __init__(self, analyses: AnalysisService, catalog: Catalog, settings: Settings) -> None:
+        self.analyses = analyses
+        self.catalog = catalog
+        self.settings = settings
+
+    async def run(self, bot: Bot, asker: Asker, question: str) -> None:
+        t = asker.t
+        to = Destination(asker.chat_id, asker.thread_id, asker.reply_to)
+        try:
+            analysis = await self.analyses.begin(
+                AnalysisRequest(
+                    chat_id=asker.chat_id,
+                    user_id=asker.user_id,
+                    question=question,
+                    language=t.language,
+                    thread_id=asker.thread_id,
+                    is_admin=asker.is_admin,
+                )
             )
-        )
-    except AnalysisRefused as refusal:
-        await _refuse(bot, to, refusal, asker, catalog)
-        return
+        except AnalysisRefused as refusal:
+            await _refuse(bot, to, refusal, asker, self.catalog)
+            return
 
-    interval = settings.edit_interval_group if asker.group else settings.edit_interval_private
-    cancel_markup = keyboards.cancel(t, analysis.id)
-    view = ProgressView(t)
-    result: TurnResult | None = None
-    failure: TurnFailed | None = None
-    editor: PacedEditor | None = None
-    try:
-        editor = await PacedEditor.send(
-            bot,
-            asker.chat_id,
-            view.render(),
-            interval=interval,
-            thread_id=asker.thread_id,
-            reply_to=asker.reply_to,
-            markup=cancel_markup,
+        interval = (
+            self.settings.edit_interval_group
+            if asker.group
+            else self.settings.edit_interval_private
         )
-        await analysis.set_progress_message(editor.message_id)
-        async with ChatActionSender.typing(
-            bot=bot, chat_id=asker.chat_id, message_thread_id=asker.thread_id
-        ):
-            async for event in analysis.events():
-                if isinstance(event, TurnFinished):
-                    result = event.result
-                elif isinstance(event, TurnFailed):
-                    failure = event
-                elif view.apply(event):
-                    editor.update(view.render(), cancel_markup)
-    except Exception:
-        log.exception("analysis=%s crashed in chat=%s", analysis.id, asker.chat_id)
-    finally:
-        await analysis.close()
+        cancel_markup = keyboards.cancel(t, analysis.id)
+        view = ProgressView(t)
+        result: TurnResult | None = None
+        failure: TurnFailed | None = None
+        editor: PacedEditor | None = None
+        try:
+            editor = await PacedEditor.send(
+                bot,
+                asker.chat_id,
+                view.render(),
+                interval=interval,
+                thread_id=asker.thread_id,
+                reply_to=asker.reply_to,
+                markup=cancel_markup,
+            )
+            await analysis.set_progress_message(editor.message_id)
+            async with ChatActionSender.typing(
+                bot=bot, chat_id=asker.chat_id, message_thread_id=asker.thread_id
+            ):
+                async for event in analysis.events():
+                    if isinstance(event, TurnFinished):
+                        result = event.result
+                    elif isinstance(event, TurnFailed):
+                        failure = event
+                    elif view.apply(event):
+                        editor.update(view.render(), cancel_markup)
+        except Exception:
+            log.exception("analysis=%s crashed in chat=%s", analysis.id, asker.chat_id)
+        finally:
+            await analysis.close()
 
-    if analysis.interrupted_by_shutdown:
-        return  # reported to the chat after the restart
-    elapsed = format_elapsed(t, analysis.elapsed)
-    if result is not None:
-        summary = t("progress-done", elapsed=elapsed)
-        images = sum(1 for a in result.artifacts if a.is_image)
-        if images:
-            summary += "\n" + t("progress-charts", count=images)
-        if result.context_reset:
-            summary += "\n" + t("context-reset")
+        if analysis.interrupted_by_shutdown:
+            return  # reported to the chat after the restart
+        elapsed = format_elapsed(t, analysis.elapsed)
+        if result is not None:
+            summary = t("progress-done", elapsed=elapsed)
+            images = sum(1 for a in result.artifacts if a.is_image)
+            if images:
+                summary += "\n" + t("progress-charts", count=images)
+            if result.context_reset:
+                summary += "\n" + t("context-reset")
+            if editor is not None:
+                await _quietly(editor.finish(summary))
+            await deliver(bot, to, result, t)
+            return
         if editor is not None:
-            await _quietly(editor.finish(summary))
-        await deliver(bot, to, result, t)
-        return
-    if editor is not None:
-        cancelled = failure is not None and failure.reason is FailureReason.CANCELLED
-        status = t("progress-cancelled") if cancelled else t("progress-failed", elapsed=elapsed)
-        await _quietly(editor.finish(status))
-    if failure is not None and failure.reason is FailureReason.CANCELLED:
-        return
-    await bot.send_message(
-        to.chat_id,
-        failure_text(t, failure, settings),
-        message_thread_id=to.thread_id,
-        reply_parameters=to.reply(),
-    )
+            cancelled = failure is not None and failure.reason is FailureReason.CANCELLED
+            status = t("progress-cancelled") if cancelled else t("progress-failed", elapsed=elapsed)
+            await _quietly(editor.finish(status))
+        if failure is not None and failure.reason is FailureReason.CANCELLED:
+            return
+        await bot.send_message(
+            to.chat_id,
+            failure_text(t, failure, self.settings),
+            message_thread_id=to.thread_id,
+            reply_parameters=to.reply(),
+        )
 
 
 async def deliver(bot: Bot, to: Destination, result: TurnResult, t: Translator) -> None:

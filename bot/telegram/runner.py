@@ -31,7 +31,7 @@ from aiohttp import web
 from bot.app import Services, build_services
 from bot.config import Settings
 from bot.services.housekeeping import Housekeeper
-from bot.telegram.flow import report_interrupted
+from bot.telegram.flow import Analyst, report_interrupted
 from bot.telegram.handlers import get_routers
 from bot.telegram.i18n import LANGUAGES, translator
 from bot.telegram.middlewares import (
@@ -104,6 +104,7 @@ def create_dispatcher(services: Services) -> Dispatcher:
         files=services.files,
         analyses=services.analyses,
         catalog=services.catalog,
+        analyst=Analyst(services.analyses, services.catalog, services.settings),
     )
     language = LanguageMiddleware(services.store, services.settings.default_language)
     dp.message.outer_middleware(language)

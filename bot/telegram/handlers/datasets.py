@@ -7,12 +7,10 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
 from bot.catalog import Catalog
-from bot.config import Settings
-from bot.services.analysis import AnalysisService
 from bot.services.files import ChatFiles, FileRejected
 from bot.telegram import keyboards
 from bot.telegram.callbacks import DatasetCb, DatasetQuestionCb
-from bot.telegram.flow import Asker, run_analysis
+from bot.telegram.flow import Analyst, Asker
 from bot.telegram.handlers.files import added_text
 from bot.telegram.i18n import Translator
 
@@ -74,8 +72,7 @@ async def dataset_question(
     bot: Bot,
     t: Translator,
     catalog: Catalog,
-    analyses: AnalysisService,
-    settings: Settings,
+    analyst: Analyst,
     is_admin: bool,
 ) -> None:
     dataset = catalog.get(callback_data.dataset)
@@ -87,7 +84,7 @@ async def dataset_question(
     question = questions[callback_data.index]
     asked = await query.message.answer(f"❓ {question}")
     asker = Asker.of(asked, query.from_user.id, t, is_admin)
-    await run_analysis(bot, asker, question, analyses=analyses, catalog=catalog, settings=settings)
+    await analyst.run(bot, asker, question)
 
 
 def create_router() -> Router:

@@ -10,14 +10,12 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiohttp import ClientError
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.services.analysis import AnalysisService
 from bot.services.files import AddedFile, ChatFiles, FileRejected, RejectReason
 from bot.tabular import TableError, format_preview
 from bot.telegram import keyboards
 from bot.telegram.callbacks import RemoveFileCb, ResetCb
-from bot.telegram.flow import Asker, is_group, run_analysis
+from bot.telegram.flow import Analyst, Asker, is_group
 from bot.telegram.i18n import Translator
 from bot.telegram.render import format_size
 
@@ -82,9 +80,7 @@ async def document(
     bot: Bot,
     t: Translator,
     files: ChatFiles,
-    analyses: AnalysisService,
-    catalog: Catalog,
-    settings: Settings,
+    analyst: Analyst,
     is_admin: bool,
 ) -> None:
     doc = message.document
@@ -123,9 +119,7 @@ async def document(
     question = caption_question(message, me.username or "")
     if question and message.from_user is not None:
         asker = Asker.of(message, message.from_user.id, t, is_admin)
-        await run_analysis(
-            bot, asker, question, analyses=analyses, catalog=catalog, settings=settings
-        )
+        await analyst.run(bot, asker, question)
 
 
 async def list_files(message: Message, t: Translator, files: ChatFiles) -> None:

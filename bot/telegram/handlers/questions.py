@@ -11,11 +11,9 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
-from bot.catalog import Catalog
-from bot.config import Settings
 from bot.services.analysis import AnalysisService
 from bot.telegram.callbacks import AskCb, CancelCb
-from bot.telegram.flow import Asker, run_analysis
+from bot.telegram.flow import Analyst, Asker
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import ASK_LABELS
 
@@ -26,14 +24,12 @@ async def _ask(
     bot: Bot,
     t: Translator,
     is_admin: bool,
-    analyses: AnalysisService,
-    catalog: Catalog,
-    settings: Settings,
+    analyst: Analyst,
 ) -> None:
     if message.from_user is None:
         return
     asker = Asker.of(message, message.from_user.id, t, is_admin)
-    await run_analysis(bot, asker, question, analyses=analyses, catalog=catalog, settings=settings)
+    await analyst.run(bot, asker, question)
 
 
 async def analyze(
@@ -42,16 +38,14 @@ async def analyze(
     bot: Bot,
     t: Translator,
     is_admin: bool,
-    analyses: AnalysisService,
-    catalog: Catalog,
-    settings: Settings,
+    analyst: Analyst,
 ) -> None:
     question = (command.args or "").strip()
     if not question:
         me = await bot.me()
         await message.reply(t("analyze-empty", bot_username=me.username or "bot"))
         return
-    await _ask(message, question, bot, t, is_admin, analyses, catalog, settings)
+    await _ask(message, question, bot, t, is_admin, analyst)
 
 
 async def cancel_command(message: Message, t: Translator, analyses: AnalysisService) -> None:
@@ -86,9 +80,7 @@ async def example_question(
     bot: Bot,
     t: Translator,
     is_admin: bool,
-    analyses: AnalysisService,
-    catalog: Catalog,
-    settings: Settings,
+    analyst: Analyst,
 ) -> None:
     if not isinstance(query.message, Message):
         await query.answer(t.plain("button-outdated"))
@@ -97,7 +89,7 @@ async def example_question(
     question = t.plain(f"{ASK_LABELS[callback_data.kind]}-q")
     asked = await query.message.answer(f"❓ {question}")
     asker = Asker.of(asked, query.from_user.id, t, is_admin)
-    await run_analysis(bot, asker, question, analyses=analyses, catalog=catalog, settings=settings)
+    await analyst.run(bot, asker, question)
 
 
 async def text_question(
@@ -105,12 +97,10 @@ async def text_question(
     bot: Bot,
     t: Translator,
     is_admin: bool,
-    analyses: AnalysisService,
-    catalog: Catalog,
-    settings: Settings,
+    analyst: Analyst,
 ) -> None:
     """Any text in a private chat, or a reply to the bot in a group: a question."""
-    await _ask(message, message.text or "", bot, t, is_admin, analyses, catalog, settings)
+    await _ask(message, message.text or "", bot, t, is_admin, analyst)
 
 
 async def private_other(message: Message, t: Translator) -> None:
