@@ -194,6 +194,20 @@ def _analysis_from_row(row: sqlite3.Row | tuple[Any, ...]) -> ActiveAnalysis:
     )
 
 
+async def _enable_wal(db: aiosqlite.Connection, attempts: int = 50) -> None:
+    """Switch to WAL. On a brand-new file, connections opening at once race for the switch,
+    and SQLite answers the losers "database is locked" at once (its busy handler does not
+    cover a journal-mode change), so retry briefly."""
+    for attempt in range(attempts):
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.02 * (attempt + 1))
+
+
 class SqliteStore:
     """`Store` on a SQLite file (created with its directory if missing)."""
 
@@ -214,7 +228,7 @@ class SqliteStore:
         )
         try:
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await db.execute("PRAGMA journal_mode = WAL")
+            await _enable_wal(db)
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute("PRAGMA foreign_keys = ON")
             await _migrate(db)
