@@ -50,6 +50,8 @@ Waiting (woken by every request and every change, no sleeps):
     ``await tg.wait_for(lambda: ..., timeout=5)`` returns the first truthy value;
     ``await tg.wait_for_message(chat, contains=..., predicate=None)``;
     ``await tg.wait_for_call("sendPhoto", predicate=None)``.
+Fault injection: ``tg.refuse_next("sendMessage", "can't parse entities: ...", when=lambda call:
+...)`` answers the next matching call with that 400, for refusals the fake does not model.
 Flood control: token buckets per chat and one global (``FloodLimits``); set ``tg.flood =
 FloodLimits.strict()``, ``FloodLimits.off()`` or ``FloodLimits(private_burst=..., ...)``. The
 penalty does not grow with violations (Telegram's sometimes does).
@@ -1243,6 +1245,7 @@ class TelegramFake:
         self.entity_overflows: list[ApiCall] = []
         self.html_warnings: list[str] = []
         self.unhandled_methods: list[str] = []
+        self._refusals: list[tuple[str, str, Callable[[ApiCall], bool] | None]] = []
         self.webhook_deliveries: list[WebhookDelivery] = []
         self.dropped_updates: list[dict[str, Any]] = []
 
@@ -1747,8 +1750,21 @@ class TelegramFake:
                     params[key] = json.loads(params[key])
         return params, files
 
+    def refuse_next(
+        self, method: str, description: str, when: Callable[[ApiCall], bool] | None = None
+    ) -> None:
+        """Fault injection: the next matching call of ``method`` gets 400 ``description``
+        (e.g. a formatting Telegram rejects for reasons the fake does not model)."""
+        self._refusals.append((method.lower(), description, when))
+
     async def _execute(self, call: ApiCall) -> dict[str, Any]:
         name = call.method.lower()
+        for index, (method, description, when) in enumerate(self._refusals):
+            if method == name and (when is None or when(call)):
+                del self._refusals[index]
+                call.status, call.response = 400, _bad(description).body()
+                self._signal.notify()
+                return call.response
         handler = self._handlers.get(name)
         try:
             if handler is not None:
