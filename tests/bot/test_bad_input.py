@@ -3,59 +3,25 @@ each case, and the chat's files and conversation untouched."""
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
-from tests.bot.harness import SALES_CSV, World, bot_world, png
-from tests.fakes.responses_api import Scenario
-from tests.fakes.telegram_api import Chat, FloodLimits, StoredMessage, TelegramFake, User
+from tests.bot.harness import (
+    SALES_CSV,
+    World,
+    answer,
+    answered,
+    ask,
+    files_listing,
+    person,
+    person_with_sales,
+    png,
+    roomy_world,
+    upload,
+)
+from tests.fakes.telegram_api import Chat
 
-ROOMY = FloodLimits(private_burst=100, group_burst=100)
 MiB = 1024 * 1024
 OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504
-
-
-def roomy_world(tmp_path: Path, **kwargs: Any) -> AbstractAsyncContextManager[World]:
-    return bot_world(tmp_path, flood=ROOMY, **kwargs)
-
-
-def answer(text: str) -> Scenario:
-    return Scenario().code("print(df.shape)", logs="(6, 4)\n").text(text)
-
-
-async def upload(
-    tg: TelegramFake, chat: Chat, user: User, name: str, data: bytes, **kwargs: Any
-) -> StoredMessage:
-    """Send a document and return the bot's reply to it."""
-    document = tg.send_document(chat, user, name, data, **kwargs)
-    return await tg.wait_for_message(chat, predicate=lambda m: m.reply_to is document)
-
-
-async def ask(tg: TelegramFake, chat: Chat, user: User, text: str) -> StoredMessage:
-    asked = tg.send_text(chat, user, text)
-    return await tg.wait_for_message(chat, predicate=lambda m: m.reply_to is asked)
-
-
-async def answered(tg: TelegramFake, chat: Chat, text: str) -> StoredMessage:
-    found = await tg.wait_for_message(chat, predicate=lambda m: (m.text or "").startswith(text))
-    await tg.wait_for(
-        lambda: any(
-            d.chat_id == chat.id and d.message_id > found.message_id for d in tg.sent_documents
-        )
-    )
-    return found
-
-
-async def files_listing(tg: TelegramFake, chat: Chat, user: User) -> StoredMessage:
-    sent = tg.send_text(chat, user, "/files")
-    return await tg.wait_for_message(
-        chat,
-        predicate=lambda m: (
-            m.message_id > sent.message_id
-            and ("Files in this chat" in m.content or "no files" in m.content)
-        ),
-    )
 
 
 def chat_dir(world: World, chat: Chat) -> Path:
@@ -67,9 +33,7 @@ async def test_unusable_files_get_specific_messages_and_the_chat_stays_intact(
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
-        await upload(tg, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
         llm.enqueue(answer("Six rows."))
         await ask(tg, chat, ann, "How many rows?")
         await answered(tg, chat, "Six rows.")
@@ -115,8 +79,7 @@ async def test_unusable_files_get_specific_messages_and_the_chat_stays_intact(
 async def test_a_document_over_20_mb_is_refused_before_downloading(tmp_path: Path) -> None:
     async with roomy_world(tmp_path) as world:
         tg = world.tg
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
+        ann, chat = person(tg)
         reply = await upload(tg, chat, ann, "big.csv", SALES_CSV, file_size_override=25 * MiB)
         assert "big.csv" in reply.text
         assert "is 25 MB" in reply.text
@@ -129,8 +92,7 @@ async def test_a_local_bot_api_server_takes_documents_over_20_mb(tmp_path: Path)
     async with roomy_world(tmp_path, local_mode=True) as world:
         tg = world.tg
         assert world.app.settings.telegram_api_local
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
+        ann, chat = person(tg)
         reply = await upload(tg, chat, ann, "big.csv", SALES_CSV, file_size_override=25 * MiB)
         assert "big.csv" in reply.text
         assert "6 × 4" in reply.text
@@ -144,8 +106,7 @@ async def test_a_local_bot_api_server_takes_documents_over_20_mb(tmp_path: Path)
 async def test_more_files_than_the_cap_are_refused(tmp_path: Path) -> None:
     async with roomy_world(tmp_path, max_files_per_chat=2) as world:
         tg = world.tg
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
+        ann, chat = person(tg)
         await upload(tg, chat, ann, "a.csv", b"x,y\n1,2\n3,4\n")
         await upload(tg, chat, ann, "b.csv", b"x,z\n1,2\n3,5\n")
         reply = await upload(tg, chat, ann, "c.csv", b"x,w\n1,2\n3,6\n")
@@ -162,8 +123,7 @@ async def test_file_names_with_paths_are_stored_and_shown_to_the_model_safely(
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
+        ann, chat = person(tg)
         first = await upload(tg, chat, ann, "../../etc/passwd.csv", SALES_CSV)
         second = await upload(tg, chat, ann, "..\\..\\x\\..data.csv", b"k,v\na,1\nb,2\n")
         third = await upload(tg, chat, ann, "/tmp/../.hidden.csv", b"k,w\na,1\nb,3\n")
@@ -196,9 +156,7 @@ async def test_old_and_forged_buttons_get_an_outdated_answer_and_break_nothing(
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
-        await upload(tg, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
         await upload(tg, chat, ann, "cities.csv", b"city,pop\nOslo,7\nBergen,3\n")
 
         listing = await files_listing(tg, chat, ann)
@@ -242,9 +200,7 @@ async def test_old_and_forged_buttons_get_an_outdated_answer_and_break_nothing(
 async def test_analyze_without_a_question_shows_how_to_ask(tmp_path: Path) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
-        await upload(tg, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
         for text in ("/analyze", "/analyze   ", "/analyze@DataLensBot"):
             reply = await ask(tg, chat, ann, text)
             assert "Write the question after the command" in reply.text

@@ -6,21 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import io
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
 from openpyxl import Workbook
 
 from bot.catalog import load_catalog
 from bot.telegram.i18n import translator
-from tests.bot.harness import SALES_CSV, World, bot_world
-from tests.fakes.responses_api import ResponsesFake, Scenario
-from tests.fakes.telegram_api import Chat, FloodLimits, StoredMessage, TelegramFake, User
-
-# Telegram's pace is tested in test_results.py; here bursts are roomy so flows run at full speed
-# (violations would still be recorded).
-ROOMY = FloodLimits(private_burst=100, group_burst=100)
+from tests.bot.harness import (
+    SALES_CSV,
+    answer,
+    answered,
+    ask,
+    file_ids,
+    files_listing,
+    files_sent,
+    person,
+    person_with_sales,
+    roomy_world,
+    send_and_wait,
+    upload,
+)
+from tests.fakes.responses_api import Scenario
+from tests.fakes.telegram_api import StoredMessage
 
 ASK_BUTTONS_EN = {
     "📊 Overview with charts",
@@ -30,57 +37,9 @@ ASK_BUTTONS_EN = {
 }
 
 
-def roomy_world(tmp_path: Path, **kwargs: Any) -> AbstractAsyncContextManager[World]:
-    return bot_world(tmp_path, flood=ROOMY, **kwargs)
-
-
-def answer(text: str = "East leads with 2500.") -> Scenario:
-    return Scenario().code("print(df.revenue.sum())", logs="5260\n").text(text)
-
-
 def stalled(gate: asyncio.Event | None = None) -> Scenario:
     """A turn that stops after the first code chunk until the gate opens or the bot leaves."""
     return answer().stall(after=5, gate=gate or asyncio.Event())
-
-
-async def upload(
-    tg: TelegramFake, chat: Chat, user: User, name: str, data: bytes, **kwargs: Any
-) -> StoredMessage:
-    """Send a document and return the bot's reply to it."""
-    document = tg.send_document(chat, user, name, data, **kwargs)
-    return await tg.wait_for_message(chat, predicate=lambda m: m.reply_to is document)
-
-
-async def ask(tg: TelegramFake, chat: Chat, user: User, question: str) -> StoredMessage:
-    """Ask a question and return the bot's first message about it (progress or refusal)."""
-    asked = tg.send_text(chat, user, question)
-    return await tg.wait_for_message(chat, predicate=lambda m: m.reply_to is asked)
-
-
-async def answered(tg: TelegramFake, chat: Chat, text: str) -> StoredMessage:
-    """Wait for the answer starting with `text` and for the code file that follows it."""
-    answer = await tg.wait_for_message(
-        chat, predicate=lambda m: (m.text or "").startswith(text), timeout=10
-    )
-    await tg.wait_for(
-        lambda: any(
-            d.chat_id == chat.id
-            and d.message_id > answer.message_id
-            and d.filename == "analysis_code.py"
-            for d in tg.sent_documents
-        )
-    )
-    return answer
-
-
-async def command(
-    tg: TelegramFake, chat: Chat, user: User, text: str, contains: str
-) -> StoredMessage:
-    """Send a command and return the bot's next message containing `contains`."""
-    sent = tg.send_text(chat, user, text)
-    return await tg.wait_for_message(
-        chat, contains, predicate=lambda m: m.message_id > sent.message_id
-    )
 
 
 def entity_text(message: StoredMessage, entity: dict[str, int]) -> str:
@@ -90,31 +49,13 @@ def entity_text(message: StoredMessage, entity: dict[str, int]) -> str:
     return units[start:end].decode("utf-16-le")
 
 
-def files_sent(llm: ResponsesFake, request_index: int = -1) -> list[str]:
-    return llm.response_requests()[request_index].json["tools"][0]["container"]["file_ids"]
-
-
-async def list_files(tg: TelegramFake, chat: Chat, user: User) -> str:
-    """The text of the bot's answer to /files."""
-    sent = tg.send_text(chat, user, "/files")
-    reply = await tg.wait_for_message(
-        chat,
-        predicate=lambda m: (
-            m.message_id > sent.message_id
-            and ("Files in this chat" in m.content or "no files" in m.content)
-        ),
-    )
-    return reply.text or ""
-
-
 # ---- /start, /help, the command menu, languages ------------------------------------------
 
 
 async def test_start_welcomes_and_offers_the_datasets(tmp_path: Path) -> None:
     async with roomy_world(tmp_path) as world:
         tg = world.tg
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
+        ann, chat = person(tg)
         tg.send_text(chat, ann, "/start")
         offer = await tg.wait_for_message(chat, contains="Sample datasets")
         welcome = tg.messages(chat)[0]
@@ -134,8 +75,7 @@ async def test_start_welcomes_and_offers_the_datasets(tmp_path: Path) -> None:
 async def test_help_tells_limits_group_usage_and_privacy_mode(tmp_path: Path) -> None:
     async with roomy_world(tmp_path, max_files_per_chat=7, daily_user_quota=12) as world:
         tg = world.tg
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
+        ann, chat = person(tg)
         tg.send_text(chat, ann, "/help")
         help_ = await tg.wait_for_message(chat, contains="How it works")
         text = help_.text
@@ -206,8 +146,7 @@ async def test_csv_preview_shows_name_shape_columns_rows_and_question_buttons(
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg = world.tg
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
+        ann, chat = person(tg)
         preview = await upload(tg, chat, ann, "sales.csv", SALES_CSV)
         text = preview.text
         assert "sales.csv" in text
@@ -229,8 +168,7 @@ async def test_tsv_xlsx_and_cp1251_files_are_read_and_the_model_gets_utf8(
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
+        ann, chat = person(tg)
 
         tsv = b"city\tpopulation\nOslo\t700000\nBergen\t290000\nTromso\t77000\n"
         preview = await upload(tg, chat, ann, "cities.tsv", tsv)
@@ -271,8 +209,7 @@ async def test_caption_asks_about_the_document_and_example_buttons_ask_localized
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ivan = tg.user("Ivan", language_code="ru")
-        chat = tg.private_chat(ivan)
+        ivan, chat = person(tg, "Ivan", "ru")
 
         llm.enqueue(answer("Восток впереди."))
         preview = await upload(tg, chat, ivan, "sales.csv", SALES_CSV, caption="Кто лидер?")
@@ -298,8 +235,7 @@ async def test_caption_asks_about_the_document_and_example_buttons_ask_localized
 async def test_question_without_files_explains_how_to_add_data(tmp_path: Path) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
+        ann, chat = person(tg)
         reply = await ask(tg, chat, ann, "What is the average revenue?")
         assert "I need data first" in reply.text
         assert [b["text"] for b in reply.buttons] == [d.title("en") for d in load_catalog().all()]
@@ -311,9 +247,7 @@ async def test_question_without_files_explains_how_to_add_data(tmp_path: Path) -
 async def test_analyze_command_and_follow_ups_carry_the_conversation(tmp_path: Path) -> None:
     async with roomy_world(tmp_path, provider="yandex") as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
-        await upload(tg, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
 
         llm.enqueue(answer("First answer."))
         await ask(tg, chat, ann, "/analyze Which region sells most?")
@@ -338,9 +272,7 @@ async def test_question_while_an_analysis_runs_gets_a_busy_answer_with_cancel(
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
-        await upload(tg, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
 
         llm.enqueue(stalled())
         progress = await ask(tg, chat, ann, "Slow question")
@@ -350,10 +282,10 @@ async def test_question_while_an_analysis_runs_gets_a_busy_answer_with_cancel(
         assert [b["text"] for b in busy.buttons] == ["⏹ Cancel"]
         assert len(llm.response_requests()) == 1
 
-        confirm = await command(tg, chat, ann, "/reset", "Forget all")
+        confirm = await send_and_wait(tg, chat, ann, "/reset", "Forget all")
         tg.press(confirm, "Yes, forget everything")
         await tg.wait_for(lambda: "An analysis is running" in (confirm.text or ""))
-        assert "sales.csv" in await list_files(tg, chat, ann)
+        assert "sales.csv" in (await files_listing(tg, chat, ann)).text
 
         press = tg.press(busy, "⏹ Cancel")
         await tg.wait_for(lambda: (progress.text or "") == "⏹ Cancelled")
@@ -369,9 +301,7 @@ async def test_question_while_an_analysis_runs_gets_a_busy_answer_with_cancel(
 async def test_cancel_command_and_cancel_button_stop_the_analysis(tmp_path: Path) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
-        await upload(tg, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
 
         reply = await ask(tg, chat, ann, "/cancel")
         assert reply.text == "Nothing is running in this chat."
@@ -421,9 +351,7 @@ async def test_files_lists_with_remove_buttons_and_removal_deletes_the_remote_co
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
-        await upload(tg, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
         await upload(tg, chat, ann, "cities.csv", b"city,pop\nOslo,7\nBergen,3\n")
         llm.enqueue(answer("Both seen."))
         await ask(tg, chat, ann, "Compare")
@@ -431,7 +359,7 @@ async def test_files_lists_with_remove_buttons_and_removal_deletes_the_remote_co
         remote = {f.filename: f.id for f in llm.uploads}
         assert set(remote) == {"sales.csv", "cities.csv"}
 
-        listing = await command(tg, chat, ann, "/files", "Files in this chat")
+        listing = await send_and_wait(tg, chat, ann, "/files", "Files in this chat")
         assert "sales.csv" in listing.text
         assert "cities.csv" in listing.text
         assert "(2," in listing.text
@@ -446,7 +374,7 @@ async def test_files_lists_with_remove_buttons_and_removal_deletes_the_remote_co
         ]
         assert remote["cities.csv"] in llm.files
 
-        listing_text = await list_files(tg, chat, ann)
+        listing_text = (await files_listing(tg, chat, ann)).text
         assert "sales.csv" not in listing_text
         assert "cities.csv" in listing_text
 
@@ -461,24 +389,22 @@ async def test_reset_asks_first_no_keeps_yes_forgets_files_and_conversation(
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann", language_code="en")
-        chat = tg.private_chat(ann)
-        await upload(tg, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
         llm.enqueue(answer("Before reset."))
         await ask(tg, chat, ann, "Question")
         await answered(tg, chat, "Before reset.")
         remote_id = llm.uploads[0].id
 
-        confirm = await command(tg, chat, ann, "/reset", "Forget all")
+        confirm = await send_and_wait(tg, chat, ann, "/reset", "Forget all")
         assert "Forget all 1 files" in confirm.text
         tg.press(confirm, "No, keep")
         await tg.wait_for(lambda: confirm.text == "OK, nothing was removed.")
-        assert "sales.csv" in await list_files(tg, chat, ann)
+        assert "sales.csv" in (await files_listing(tg, chat, ann)).text
 
-        confirm = await command(tg, chat, ann, "/reset", "Forget all")
+        confirm = await send_and_wait(tg, chat, ann, "/reset", "Forget all")
         tg.press(confirm, "Yes, forget everything")
         await tg.wait_for(lambda: (confirm.text or "").startswith("🧹 Done"))
-        assert "no files" in await list_files(tg, chat, ann)
+        assert "no files" in (await files_listing(tg, chat, ann)).text
         await tg.wait_for(lambda: remote_id not in llm.files)
 
         await upload(tg, chat, ann, "sales.csv", SALES_CSV)
@@ -515,8 +441,8 @@ async def test_two_chats_analyse_at_once_each_with_only_its_own_files(tmp_path: 
 
         owner = {f.id: f.data for f in llm.uploads}
         requests = {r.json["input"]: r.json for r in llm.response_requests()}
-        ann_ids = requests["About fruit"]["tools"][0]["container"]["file_ids"]
-        bob_ids = requests["About cars"]["tools"][0]["container"]["file_ids"]
+        ann_ids = file_ids(requests["About fruit"])
+        bob_ids = file_ids(requests["About cars"])
         assert [owner[i] for i in ann_ids] == [ann_csv]
         assert [owner[i] for i in bob_ids] == [bob_csv]
         assert not any("Bob's" in (m.text or "") for m in tg.messages(ann_chat))

@@ -8,49 +8,32 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-from tests.bot.harness import SALES_CSV, World, bot_world, png
+from tests.bot.harness import (
+    ROOMY,
+    SALES_CSV,
+    World,
+    answer,
+    answered,
+    files_sent,
+    png,
+    reply_to,
+    roomy_world,
+)
 from tests.fakes.responses_api import Scenario, sandbox_link
 from tests.fakes.telegram_api import Chat, FloodLimits, StoredMessage, TelegramFake
 
-ROOMY = FloodLimits(private_burst=100, group_burst=100)
 
-
-def roomy_world(tmp_path: Path, **kwargs: Any) -> AbstractAsyncContextManager[World]:
-    return bot_world(tmp_path, flood=ROOMY, edit_interval_group=0.1, **kwargs)
-
-
-def answer(text: str) -> Scenario:
-    return Scenario().code("print(df.revenue.sum())", logs="5260\n").text(text)
+def group_world(tmp_path: Path, **kwargs: Any) -> AbstractAsyncContextManager[World]:
+    """`roomy_world` with quick progress edits in groups."""
+    return roomy_world(tmp_path, edit_interval_group=0.1, **kwargs)
 
 
 def replies_to(tg: TelegramFake, chat: Chat, message: StoredMessage) -> list[StoredMessage]:
     return [m for m in tg.messages(chat) if m.reply_to is message]
 
 
-async def reply_to(tg: TelegramFake, chat: Chat, message: StoredMessage) -> StoredMessage:
-    return await tg.wait_for_message(chat, predicate=lambda m: m.reply_to is message)
-
-
-async def answered(tg: TelegramFake, chat: Chat, text: str) -> StoredMessage:
-    """The answer starting with `text`, once the code file after it has arrived too."""
-    found = await tg.wait_for_message(chat, predicate=lambda m: (m.text or "").startswith(text))
-    await tg.wait_for(
-        lambda: any(
-            d.chat_id == chat.id
-            and d.message_id > found.message_id
-            and d.filename == "analysis_code.py"
-            for d in tg.sent_documents
-        )
-    )
-    return found
-
-
-def file_ids(world: World, index: int = -1) -> list[str]:
-    return world.llm.response_requests()[index].json["tools"][0]["container"]["file_ids"]
-
-
 async def test_group_shares_files_answers_addressed_commands_and_replies(tmp_path: Path) -> None:
-    async with roomy_world(tmp_path) as world:
+    async with group_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
         ann, bob = tg.user("Ann"), tg.user("Bob", language_code="ru")
         group = tg.group("Sales team", members=[ann, bob])
@@ -76,7 +59,7 @@ async def test_group_shares_files_answers_addressed_commands_and_replies(tmp_pat
         request = llm.response_requests()[0].json
         assert request["input"] == "кто лидер?"
         assert [f.filename for f in llm.uploads] == ["sales.csv"]
-        assert file_ids(world) == [llm.uploads[0].id]
+        assert files_sent(llm) == [llm.uploads[0].id]
 
         # Ann replies to the bot's answer: a follow-up in the same conversation.
         llm.enqueue(answer("West is second."))
@@ -87,7 +70,7 @@ async def test_group_shares_files_answers_addressed_commands_and_replies(tmp_pat
         request = llm.response_requests()[1].json
         assert request["input"] == "And who is second?"
         assert request["previous_response_id"] == next(iter(llm.responses))
-        assert file_ids(world) == [llm.uploads[0].id]
+        assert files_sent(llm) == [llm.uploads[0].id]
 
         # A file with a question in its caption is added, then asked about, with both files.
         llm.enqueue(answer("Both files compared."))
@@ -100,13 +83,13 @@ async def test_group_shares_files_answers_addressed_commands_and_replies(tmp_pat
         assert "plan.csv" in preview.text
         await answered(tg, group, "Both files compared.")
         assert llm.response_requests()[2].json["input"] == "compare the files"
-        assert sorted(file_ids(world)) == sorted(f.id for f in llm.uploads)
+        assert sorted(files_sent(llm)) == sorted(f.id for f in llm.uploads)
         assert len(llm.uploads) == 2
         assert tg.flood_violations == []
 
 
 async def test_group_without_privacy_mode_takes_files_and_ignores_chatter(tmp_path: Path) -> None:
-    async with roomy_world(tmp_path) as world:
+    async with group_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
         ann, bob = tg.user("Ann"), tg.user("Bob")
         group = tg.group("Open team", members=[ann, bob], supergroup=True, privacy_mode=False)
@@ -132,7 +115,7 @@ async def test_group_without_privacy_mode_takes_files_and_ignores_chatter(tmp_pa
 
 
 async def test_group_question_without_files_says_how_to_add_them(tmp_path: Path) -> None:
-    async with roomy_world(tmp_path) as world:
+    async with group_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
         ann = tg.user("Ann")
         group = tg.group("Empty team", members=[ann])
@@ -144,7 +127,7 @@ async def test_group_question_without_files_says_how_to_add_them(tmp_path: Path)
 
 
 async def test_forum_topic_gets_progress_answer_and_files_in_the_topic(tmp_path: Path) -> None:
-    async with roomy_world(tmp_path) as world:
+    async with group_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
         ann = tg.user("Ann")
         forum = tg.forum("Analytics", topics=("Sales", "Chatter"), members=[ann])
@@ -192,7 +175,7 @@ async def test_a_busy_group_under_flood_control_gets_every_reply_and_the_answer(
 ) -> None:
     # One message per 0.1 s and no bursts: concurrent replies in one group meet flood control.
     limits = FloodLimits(group_per_minute=600, group_burst=1)
-    async with bot_world(tmp_path, flood=ROOMY, edit_interval_group=0.2) as world:
+    async with roomy_world(tmp_path, edit_interval_group=0.2) as world:
         tg, llm = world.tg, world.llm
         ann, *others = [tg.user(name) for name in ("Ann", "Bob", "Cid", "Dee", "Eve")]
         group = tg.group("Busy team", members=[ann, *others])

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
 
-from tests.bot.harness import SALES_CSV, World, bot_world, png
+from tests.bot.harness import ask, code_file, person_with_sales, png, roomy_world
 from tests.fakes.responses_api import Scenario, sandbox_link
 from tests.fakes.telegram_api import (
     NOT_MODIFIED,
@@ -19,50 +18,14 @@ from tests.fakes.telegram_api import (
     FloodLimits,
     StoredMessage,
     TelegramFake,
-    User,
+    utf16_len,
 )
 
-ROOMY = FloodLimits(private_burst=100, group_burst=100)
 CODE = "import pandas as pd\ndf = pd.read_csv('/mnt/data/sales.csv')\nprint(df.revenue.sum())"
-
-
-def roomy_world(tmp_path: Path, **kwargs: Any) -> AbstractAsyncContextManager[World]:
-    return bot_world(tmp_path, flood=ROOMY, **kwargs)
-
-
-async def setup_chat(world: World, language: str = "en") -> tuple[Chat, User]:
-    tg = world.tg
-    user = tg.user("Ann", language_code=language)
-    chat = tg.private_chat(user)
-    document = tg.send_document(chat, user, "sales.csv", SALES_CSV)
-    await tg.wait_for_message(chat, predicate=lambda m: m.reply_to is document)
-    return chat, user
-
-
-async def ask(tg: TelegramFake, chat: Chat, user: User, text: str) -> StoredMessage:
-    """Ask and return the bot's first reply to the question (the progress message)."""
-    asked = tg.send_text(chat, user, text)
-    return await tg.wait_for_message(chat, predicate=lambda m: m.reply_to is asked)
 
 
 def after(tg: TelegramFake, chat: Chat, message: StoredMessage) -> list[StoredMessage]:
     return [m for m in tg.messages(chat) if m.message_id > message.message_id]
-
-
-async def code_file(tg: TelegramFake, chat: Chat, since: StoredMessage) -> StoredMessage:
-    """The analysis_code.py document sent after `since` (the last thing an analysis sends)."""
-    return await tg.wait_for_message(
-        chat,
-        predicate=lambda m: (
-            m.message_id > since.message_id
-            and m.media.get("document", {}).get("file_name") == "analysis_code.py"
-        ),
-        timeout=10,
-    )
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def not_modified_calls(tg: TelegramFake) -> list[Any]:
@@ -75,7 +38,7 @@ def not_modified_calls(tg: TelegramFake) -> list[Any]:
 async def test_progress_is_one_message_edited_through_each_stage(tmp_path: Path) -> None:
     async with roomy_world(tmp_path, edit_interval_private=0) as world:
         tg, llm = world.tg, world.llm
-        chat, ann = await setup_chat(world)
+        ann, chat = await person_with_sales(tg)
         answer_text = "Revenue is **5260** in total. " * 6
 
         stages = [
@@ -127,7 +90,7 @@ async def test_flood_control_while_streaming_is_waited_out_not_answered_with_sen
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        chat, ann = await setup_chat(world)
+        ann, chat = await person_with_sales(tg)
         tg.flood = FloodLimits.strict()  # from now on one message per second, no bursts
         long_code = "\n".join(f"step_{i} = df.revenue * {i}" for i in range(40))
         text = "The answer, growing chunk by chunk. " * 30
@@ -158,7 +121,7 @@ async def test_flood_control_while_streaming_is_waited_out_not_answered_with_sen
 async def test_a_long_markdown_answer_is_split_into_formatted_messages(tmp_path: Path) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        chat, ann = await setup_chat(world)
+        ann, chat = await person_with_sales(tg)
         paragraphs = [
             f"## Part {i}\n\n**Region {i}** grew by `{i * 3}%` — «рост» 📈 in *quarter {i % 4}*.\n"
             + "- detail one of this part\n- detail two of this part\n\n"
@@ -188,7 +151,7 @@ async def test_a_long_markdown_answer_is_split_into_formatted_messages(tmp_path:
 async def test_twelve_charts_come_as_two_captioned_albums(tmp_path: Path) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        chat, ann = await setup_chat(world)
+        ann, chat = await person_with_sales(tg)
         charts = {f"chart_{i:02d}.png": png(320 + i, 240, "teal") for i in range(12)}
         links = "\n".join(sandbox_link(name) for name in charts)
         llm.enqueue(Scenario().code("plot()", saves=charts).text(f"Twelve charts:\n{links}"))
@@ -208,7 +171,7 @@ async def test_twelve_charts_come_as_two_captioned_albums(tmp_path: Path) -> Non
 async def test_a_very_wide_chart_is_sent_as_a_document(tmp_path: Path) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        chat, ann = await setup_chat(world)
+        ann, chat = await person_with_sales(tg)
         saves = {"timeline.png": png(4000, 150), "bars.png": png(640, 480)}
         llm.enqueue(
             Scenario()
@@ -227,7 +190,7 @@ async def test_a_very_wide_chart_is_sent_as_a_document(tmp_path: Path) -> None:
 async def test_tables_come_as_documents_and_the_code_as_one_python_file(tmp_path: Path) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        chat, ann = await setup_chat(world)
+        ann, chat = await person_with_sales(tg)
         book = Workbook()
         book.active.append(["region", "revenue"])
         book.active.append(["East", 2500])
@@ -264,7 +227,7 @@ async def test_an_answer_without_visible_text_still_says_something_and_sends_the
 ) -> None:
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        chat, ann = await setup_chat(world)
+        ann, chat = await person_with_sales(tg)
         for index, text in enumerate(("\u200b", "<!-- the chart says it all -->")):
             saves = {f"chart_{index}.png": png(300 + index, 200)}
             llm.enqueue(Scenario().code("plot()", saves=saves).text(text, cite=list(saves)))
@@ -284,7 +247,7 @@ async def test_failures_are_explained_in_plain_words_and_the_bot_keeps_working(
 ) -> None:
     async with roomy_world(tmp_path, llm_max_retries=1, analysis_timeout_seconds=1) as world:
         tg, llm = world.tg, world.llm
-        chat, ivan = await setup_chat(world, language="ru")
+        ivan, chat = await person_with_sales(tg, "Ivan", "ru")
 
         async def fails(scenario: Scenario, expected: str) -> StoredMessage:
             llm.enqueue(scenario)
