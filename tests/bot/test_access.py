@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bot.harness import BOT_USERNAME, SALES_CSV, App, World, settings_for, start_app
-from tests.fakes.responses_api import Scenario, running_responses_fake
+from tests.bot.harness import BOT_USERNAME, SALES_CSV, World, bot_world, send_and_wait, upload
+from tests.fakes.responses_api import Scenario
 from tests.fakes.telegram_api import Chat, StoredMessage, TelegramFake, User
 
 ANALYZE = f"/analyze@{BOT_USERNAME}"
@@ -20,32 +20,14 @@ async def world_of(
 ) -> AsyncIterator[tuple[World, list[User]]]:
     """The bot against the fakes, with users that exist before it starts: `settings(tg,
     users)` returns the settings overrides (it may also build chats, whose ids it needs)."""
-    async with (
-        TelegramFake(bot_username=BOT_USERNAME) as tg,
-        running_responses_fake() as llm,
-    ):
-        users = [tg.user(name) for name in names]
-        app: App = await start_app(tg, settings_for(tg, llm, data_dir, **settings(tg, users)))
-        world = World(tg, llm, data_dir, app)
-        try:
-            yield world, users
-        finally:
-            await world.app.stop()
+    users: list[User] = []
 
+    def before_start(tg: TelegramFake) -> dict[str, Any]:
+        users.extend(tg.user(name) for name in names)
+        return settings(tg, users)
 
-def new_message(world: World, chat: Chat, contains: str, after: int = 0) -> Any:
-    return world.tg.wait_for_message(
-        chat, contains=contains, predicate=lambda m: m.message_id > after
-    )
-
-
-def last_id(world: World, chat: Chat) -> int:
-    return max((m.message_id for m in world.tg.messages(chat, include_users=True)), default=0)
-
-
-async def upload(world: World, chat: Chat, user: User) -> StoredMessage:
-    world.tg.send_document(chat, user, "sales.csv", SALES_CSV, mime_type="text/csv")
-    return await world.tg.wait_for_message(chat, contains="sales.csv")
+    async with bot_world(data_dir, before_start=before_start) as world:
+        yield world, users
 
 
 def was_progress(message: StoredMessage) -> bool:
@@ -57,19 +39,14 @@ def was_progress(message: StoredMessage) -> bool:
 
 async def ask(world: World, chat: Chat, user: User, question: str) -> StoredMessage:
     """Send a question and return the bot's first new message that is not progress."""
-    mark = last_id(world, chat)
-    world.tg.send_text(chat, user, question)
-    return await world.tg.wait_for_message(
-        chat,
-        predicate=lambda m: m.message_id > mark and not was_progress(m),
+    return await send_and_wait(
+        world.tg, chat, user, question, predicate=lambda m: not was_progress(m)
     )
 
 
 async def command(world: World, chat: Chat, user: User, text: str) -> str:
-    mark = last_id(world, chat)
-    world.tg.send_text(chat, user, text)
-    reply = await world.tg.wait_for_message(chat, predicate=lambda m: m.message_id > mark)
-    return reply.text
+    """Send `text` and return the text of the bot's next message."""
+    return (await send_and_wait(world.tg, chat, user, text)).text
 
 
 # ---- quotas ---------------------------------------------------------------------------------
@@ -86,7 +63,7 @@ async def test_daily_user_quota_refuses_without_calling_the_model_admins_exempt(
     ) as (world, (ann, boss)):
         tg, llm = world.tg, world.llm
         chat = tg.private_chat(ann)
-        await upload(world, chat, ann)
+        await upload(tg, chat, ann, "sales.csv", SALES_CSV)
         llm.enqueue(Scenario().text("First answer.").usage(300, 40))
         assert (await ask(world, chat, ann, "Revenue?")).text == "First answer."
 
@@ -100,7 +77,7 @@ async def test_daily_user_quota_refuses_without_calling_the_model_admins_exempt(
         assert "Tokens: 300 in, 40 out" in usage
 
         boss_chat = tg.private_chat(boss)
-        await upload(world, boss_chat, boss)
+        await upload(tg, boss_chat, boss, "sales.csv", SALES_CSV)
         for n in (1, 2):
             llm.enqueue(Scenario().text(f"Answer {n} for the boss.").usage(10, 5))
             assert (await ask(world, boss_chat, boss, f"Question {n}")).text.startswith("Answer")
@@ -135,7 +112,7 @@ async def test_analysis_that_never_reached_the_model_does_not_use_the_quota(
     ):
         tg, llm = world.tg, world.llm
         chat = tg.private_chat(ann)
-        await upload(world, chat, ann)
+        await upload(tg, chat, ann, "sales.csv", SALES_CSV)
         # The first request gets 503 (no retries configured); the next one the answer.
         llm.enqueue(Scenario().http_error(503).text("Worked this time.").usage(30, 3))
         failed = await ask(world, chat, ann, "Revenue?")
@@ -153,7 +130,7 @@ async def test_stats_shows_totals_to_admins_only(tmp_path: Path) -> None:
         tg, llm = world.tg, world.llm
         for user, tokens in ((ann, (100, 10)), (bob, (200, 20))):
             chat = tg.private_chat(user)
-            await upload(world, chat, user)
+            await upload(tg, chat, user, "sales.csv", SALES_CSV)
             llm.enqueue(Scenario().text(f"Hi {user.first_name}.").usage(*tokens))
             await ask(world, chat, user, "Revenue?")
 
@@ -181,7 +158,8 @@ async def test_private_bot_refuses_a_stranger_once_and_stores_nothing(tmp_path: 
         tg.send_text(bob_chat, bob, "Please?")
 
         ann_chat = tg.private_chat(ann)
-        await upload(world, ann_chat, ann)  # the allowed user works; also a barrier
+        # The allowed user works; also a barrier.
+        await upload(tg, ann_chat, ann, "sales.csv", SALES_CSV)
         llm.enqueue(Scenario().text("For Ann."))
         assert (await ask(world, ann_chat, ann, "Revenue?")).text == "For Ann."
         assert len(tg.messages(bob_chat)) == 1  # one refusal, not one per message

@@ -11,7 +11,20 @@ import pytest
 
 from bot.app import build_services
 from bot.services.analysis import AnalysisRefused, AnalysisRequest, RefusalReason
-from tests.bot.harness import SALES_CSV, World, bot_world, settings_for
+from tests.bot.harness import (
+    SALES_CSV,
+    World,
+    bot_world,
+    file_ids,
+    files_listing,
+    lose_download,
+    person,
+    person_with_sales,
+    send_and_wait,
+    settings_for,
+    text_answer,
+    upload,
+)
 from tests.fakes.responses_api import Scenario
 from tests.fakes.telegram_api import Chat, FloodLimits, StoredMessage, User
 
@@ -22,29 +35,10 @@ def answered(text: str) -> Any:
     return lambda m: (m.text or "").startswith(text)
 
 
-async def upload(world: World, chat: Chat, user: User, name: str, data: bytes) -> StoredMessage:
-    world.tg.send_document(chat, user, name, data, mime_type="text/csv")
-    return await world.tg.wait_for_message(chat, contains=name)
-
-
 async def ask(world: World, chat: Chat, user: User, question: str, answer: str) -> StoredMessage:
-    world.llm.enqueue(Scenario().text(answer).usage(50, 10))
-    world.tg.send_text(chat, user, question)
-    return await world.tg.wait_for_message(chat, predicate=answered(answer))
-
-
-async def list_files(world: World, chat: Chat, user: User) -> str:
-    """The bot's answer to /files (sent now)."""
-    seen = {m.message_id for m in world.tg.messages(chat)}
-    world.tg.send_text(chat, user, "/files")
-    message = await world.tg.wait_for_message(
-        chat,
-        predicate=lambda m: (
-            m.message_id not in seen
-            and m.text.startswith(("Files in this chat (", "There are no files"))
-        ),
-    )
-    return message.text
+    """Ask `question`, which the model answers with `answer` (text only); return the answer."""
+    world.llm.enqueue(text_answer(answer))
+    return await send_and_wait(world.tg, chat, user, question, predicate=answered(answer))
 
 
 def progress_messages(world: World, chat: Chat) -> list[StoredMessage]:
@@ -56,12 +50,10 @@ def progress_messages(world: World, chat: Chat) -> list[StoredMessage]:
 
 async def _restart_keeps_files_and_conversation(world: World, **restart: Any) -> None:
     tg, llm = world.tg, world.llm
-    ann = tg.user("Ann")
-    chat = tg.private_chat(ann)
-    await upload(world, chat, ann, "sales.csv", SALES_CSV)
+    ann, chat = await person_with_sales(tg)
     await ask(world, chat, ann, "Total revenue?", "Revenue is 5260.")
     first = llm.response_requests()[-1].json
-    [file_id] = first["tools"][0]["container"]["file_ids"]
+    [file_id] = file_ids(first)
     [response_id] = [r for r in llm.responses if llm.responses[r]["status"] == "completed"]
     assert len(llm.uploads) == 1
 
@@ -69,11 +61,11 @@ async def _restart_keeps_files_and_conversation(world: World, **restart: Any) ->
 
     await ask(world, chat, ann, "And by region?", "East leads.")
     second = llm.response_requests()[-1].json
-    assert second["tools"][0]["container"]["file_ids"] == [file_id]
+    assert file_ids(second) == [file_id]
     assert second["previous_response_id"] == response_id
     assert len(llm.uploads) == 1  # the remote copy was reused, not uploaded again
 
-    listing = await list_files(world, chat, ann)
+    listing = (await files_listing(tg, chat, ann)).text
     assert "sales.csv" in listing
 
 
@@ -95,9 +87,7 @@ async def test_files_and_conversation_survive_a_restart_with_redis(
 async def test_analysis_cut_by_a_restart_is_reported_once_after_it(tmp_path: Path) -> None:
     async with bot_world(tmp_path, shutdown_grace_seconds=0.2) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann")
-        chat = tg.private_chat(ann)
-        await upload(world, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
         llm.enqueue(Scenario().code("print(1)", logs="1\n").text("never").stall(after=3))
         tg.send_text(chat, ann, "A long question about sales")
         progress = await tg.wait_for(lambda: progress_messages(world, chat))
@@ -113,7 +103,7 @@ async def test_analysis_cut_by_a_restart_is_reported_once_after_it(tmp_path: Pat
 
         await world.restart()  # another restart does not repeat it
         assert await world.app.runner.housekeeper.report_interrupted() == 0
-        await list_files(world, chat, ann)
+        await files_listing(tg, chat, ann)
         notices = [m for m in tg.messages(chat) if "restarted before" in m.text]
         assert notices == [notice]
         assert len([e for e in tg.calls if "restarted before" in e.params.get("text", "")]) == 1
@@ -127,9 +117,7 @@ async def test_stop_lets_a_running_analysis_finish_and_takes_no_new_updates(
 ) -> None:
     async with bot_world(tmp_path, shutdown_grace_seconds=10) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann")
-        chat = tg.private_chat(ann)
-        await upload(world, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
         gate = asyncio.Event()
         llm.enqueue(Scenario().text("Finished after stop.").stall(after=3, gate=gate))
         tg.send_text(chat, ann, "Slow question")
@@ -156,9 +144,7 @@ async def test_stop_lets_a_running_analysis_finish_and_takes_no_new_updates(
 async def test_concurrent_questions_in_one_chat_make_one_model_request(tmp_path: Path) -> None:
     async with bot_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann")
-        chat = tg.private_chat(ann)
-        await upload(world, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
         gate = asyncio.Event()
         llm.enqueue(Scenario().text("Only one answer.").stall(after=3, gate=gate))
         for question in ("First?", "Second?", "Third?"):
@@ -183,9 +169,7 @@ async def test_two_instances_sharing_redis_hold_one_lock_and_cancel_across(
         world.services.analyses.heartbeat_seconds = 0.05  # notices a remote cancel quickly
         other = await build_services(settings_for(tg, llm, tmp_path / "b", redis_url=redis_url))
         try:
-            ann = tg.user("Ann")
-            chat = tg.private_chat(ann)
-            await upload(world, chat, ann, "sales.csv", SALES_CSV)
+            ann, chat = await person_with_sales(tg)
             llm.enqueue(Scenario().text("never").stall(after=3))
             tg.send_text(chat, ann, "Slow question on instance A")
             [progress] = await tg.wait_for(lambda: progress_messages(world, chat))
@@ -217,16 +201,14 @@ async def test_file_count_cap_refuses_the_extra_file_and_keeps_the_others(
 ) -> None:
     async with bot_world(tmp_path, max_files_per_chat=2) as world:
         tg = world.tg
-        ann = tg.user("Ann")
-        chat = tg.private_chat(ann)
-        await upload(world, chat, ann, "sales.csv", SALES_CSV)
-        await upload(world, chat, ann, "cities.csv", OTHER_CSV)
+        ann, chat = await person_with_sales(tg)
+        await upload(tg, chat, ann, "cities.csv", OTHER_CSV)
         tg.send_document(chat, ann, "third.csv", b"a,b\n1,2\n3,4\n", mime_type="text/csv")
         refusal = await tg.wait_for_message(chat, contains="maximum")
         assert "already has 2 files" in refusal.text
         assert "/files" in refusal.text
 
-        listing = await list_files(world, chat, ann)
+        listing = (await files_listing(tg, chat, ann)).text
         assert "sales.csv" in listing
         assert "cities.csv" in listing
         assert "third.csv" not in listing
@@ -238,16 +220,14 @@ async def test_chat_bytes_cap_refuses_a_file_that_does_not_fit(tmp_path: Path) -
     cap = len(SALES_CSV) + len(OTHER_CSV) - 1
     async with bot_world(tmp_path, max_chat_bytes=cap) as world:
         tg = world.tg
-        ann = tg.user("Ann")
-        chat = tg.private_chat(ann)
-        await upload(world, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
         tg.send_document(chat, ann, "cities.csv", OTHER_CSV, mime_type="text/csv")
         refusal = await tg.wait_for_message(chat, contains="does not fit")
         assert f"{len(OTHER_CSV)} B" in refusal.text
         assert f"{cap} B" in refusal.text
         assert f"{len(SALES_CSV)} B are used" in refusal.text
 
-        listing = await list_files(world, chat, ann)
+        listing = (await files_listing(tg, chat, ann)).text
         assert "cities.csv" not in listing
         assert [p.name for p in (tmp_path / "files" / str(chat.id)).iterdir()] == ["sales.csv"]
 
@@ -258,20 +238,15 @@ async def test_chat_bytes_cap_refuses_a_file_that_does_not_fit(tmp_path: Path) -
 async def test_a_failed_download_leaves_no_file_and_the_chat_unchanged(tmp_path: Path) -> None:
     async with bot_world(tmp_path) as world:
         tg = world.tg
-        ann = tg.user("Ann")
-        chat = tg.private_chat(ann)
-        await upload(world, chat, ann, "sales.csv", SALES_CSV)
+        ann, chat = await person_with_sales(tg)
         sent = tg.send_document(chat, ann, "broken.csv", OTHER_CSV, mime_type="text/csv")
-        # Telegram's file server loses the file between getFile and the download (404).
-        path = sent.media["document"]["file_id"]
-        [stored] = [f for f in tg._files_by_path.values() if f.file_id == path]
-        del tg._files_by_path[stored.path]
+        lose_download(tg, sent)  # Telegram loses it between getFile and the download (404)
 
         failed = await tg.wait_for_message(chat, contains="could not download")
         assert "broken.csv" in failed.text
         assert "send it again" in failed.text
         assert [p.name for p in (tmp_path / "files" / str(chat.id)).iterdir()] == ["sales.csv"]
-        listing = await list_files(world, chat, ann)
+        listing = (await files_listing(tg, chat, ann)).text
         assert "sales.csv" in listing
         assert "broken.csv" not in listing
 
@@ -279,8 +254,7 @@ async def test_a_failed_download_leaves_no_file_and_the_chat_unchanged(tmp_path:
 async def test_stop_waits_for_a_reply_held_up_by_flood_control(tmp_path: Path) -> None:
     async with bot_world(tmp_path, flood=FloodLimits(private_burst=1)) as world:
         tg = world.tg
-        ann = tg.user("Ann")
-        chat = tg.private_chat(ann)
+        ann, chat = person(tg)
         tg.send_text(chat, ann, "/help")
         await tg.wait_for_message(chat, contains="How it works")
         tg.send_text(chat, ann, "/language")  # its reply must wait for Telegram's retry_after
