@@ -4,13 +4,23 @@ questions, combining datasets, one shared remote copy per dataset, forged button
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bot.catalog import Dataset, load_catalog
-from tests.bot.harness import SALES_CSV, World, bot_world
-from tests.fakes.responses_api import Scenario
+from tests.bot.harness import (
+    SALES_CSV,
+    World,
+    bot_world,
+    file_ids,
+    files_listing,
+    last_id,
+    next_message,
+    person,
+    send_and_wait,
+    text_answer,
+    upload,
+)
 from tests.fakes.telegram_api import Chat, FloodLimits, StoredMessage, TelegramFake, User
 
 CATALOG = load_catalog()
@@ -27,38 +37,12 @@ FLIGHTS = catalog_entry("flights")
 WEATHER = catalog_entry("weather")
 
 
-def person(tg: TelegramFake, name: str, language: str = "en") -> tuple[User, Chat]:
-    user = tg.user(name, language_code=language)
-    return user, tg.private_chat(user)
-
-
-def last_id(tg: TelegramFake, chat: Chat) -> int:
-    return max((m.message_id for m in tg.messages(chat, include_users=True)), default=0)
-
-
-async def next_message(
-    tg: TelegramFake,
-    chat: Chat,
-    after: int,
-    predicate: Callable[[StoredMessage], bool],
-    timeout: float = 10,
-) -> StoredMessage:
-    """The first bot message in `chat` newer than message id `after` that matches."""
-
-    def find() -> StoredMessage | None:
-        return next((m for m in tg.messages(chat) if m.message_id > after and predicate(m)), None)
-
-    return await tg.wait_for(find, timeout=timeout)
-
-
 def has_dataset_buttons(message: StoredMessage) -> bool:
     return any(str(b.get("callback_data", "")).startswith("ds:") for b in message.buttons)
 
 
 async def open_catalog(tg: TelegramFake, chat: Chat, user: User) -> StoredMessage:
-    before = last_id(tg, chat)
-    tg.send_text(chat, user, "/dataset")
-    return await next_message(tg, chat, before, has_dataset_buttons)
+    return await send_and_wait(tg, chat, user, "/dataset", predicate=has_dataset_buttons)
 
 
 async def choose(
@@ -79,23 +63,14 @@ async def choose(
 
 
 async def ask(tg: TelegramFake, chat: Chat, user: User, question: str, answer: str) -> None:
-    before = last_id(tg, chat)
-    tg.send_text(chat, user, question)
-    await next_message(tg, chat, before, lambda m: (m.text or "").startswith(answer), timeout=20)
-
-
-async def list_files(tg: TelegramFake, chat: Chat, user: User) -> StoredMessage:
-    before = last_id(tg, chat)
-    tg.send_text(chat, user, "/files")
-    return await next_message(tg, chat, before, lambda m: "Files in this chat" in m.content)
+    """Ask `question` and wait for the bot's answer starting with `answer`."""
+    await send_and_wait(
+        tg, chat, user, question, predicate=lambda m: (m.text or "").startswith(answer), timeout=20
+    )
 
 
 def question_text(request: dict[str, Any]) -> str:
     return json.dumps(request["input"], ensure_ascii=False)
-
-
-def file_ids(request: dict[str, Any]) -> list[str]:
-    return request["tools"][0]["container"]["file_ids"]
 
 
 def requests_of(world: World) -> list[dict[str, Any]]:
@@ -108,10 +83,6 @@ def uploads_named(world: World, name: str) -> list[str]:
 
 def reply_line(dataset: Dataset) -> str:
     return f"Source: {dataset.attribution}. License: {dataset.license}."
-
-
-def one_answer(text: str = "Done.") -> Scenario:
-    return Scenario().text(text).usage(50, 10)
 
 
 async def test_catalog_lists_every_dataset_in_the_users_language(tmp_path: Path) -> None:
@@ -141,8 +112,7 @@ async def test_a_chosen_dataset_looks_like_the_same_file_uploaded(tmp_path: Path
         menu = await open_catalog(tg, ann_chat, ann)
         added = await choose(tg, ann_chat, menu, GAPMINDER)
 
-        tg.send_document(bob_chat, bob, "gapminder.csv", GAPMINDER.path.read_bytes())
-        uploaded = await tg.wait_for_message(bob_chat, contains="gapminder.csv")
+        uploaded = await upload(tg, bob_chat, bob, "gapminder.csv", GAPMINDER.path.read_bytes())
 
         # The same header, preview block and prompt, plus the credit line.
         assert "12,200 × 7" in uploaded.text
@@ -171,7 +141,7 @@ async def test_a_suggested_question_is_asked_with_the_datasets_file(tmp_path: Pa
             added = await choose(tg, chat, menu, GAPMINDER)
             question = GAPMINDER.questions_for(language)[1]
 
-            llm.enqueue(one_answer(f"Answer in {language}."))
+            llm.enqueue(text_answer(f"Answer in {language}."))
             before = last_id(tg, chat)
             tg.press(added, f"dq:{GAPMINDER.id}:1")
             echo = await next_message(
@@ -198,7 +168,7 @@ async def test_choosing_a_dataset_twice_keeps_one_copy(tmp_path: Path) -> None:
         assert "already in this chat" in again.text
         assert GAPMINDER.title("en") in again.text
 
-        listing = await list_files(tg, chat, ann)
+        listing = await files_listing(tg, chat, ann)
         assert listing.text.count("gapminder.csv") == 1
         assert "(sample dataset)" in listing.text
         assert len(listing.buttons) == 1
@@ -213,7 +183,7 @@ async def test_two_datasets_combined_go_to_the_model_together(tmp_path: Path) ->
         second = await choose(tg, chat, menu, WEATHER)
         assert "Files in this chat: 2" in second.text
 
-        llm.enqueue(one_answer("Rain delays flights."))
+        llm.enqueue(text_answer("Rain delays flights."))
         await ask(tg, chat, ann, "Do rainy hours delay flights?", "Rain delays flights.")
 
         request = llm.response_requests()[-1].json
@@ -233,7 +203,7 @@ async def test_two_datasets_combined_go_to_the_model_together(tmp_path: Path) ->
 async def test_a_dataset_is_uploaded_once_for_all_chats(tmp_path: Path) -> None:
     async with bot_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        llm.default_scenario = one_answer("Life expectancy rose.")
+        llm.default_scenario = text_answer("Life expectancy rose.")
         people = [person(tg, name) for name in ("Ann", "Bob", "Cat")]
         for user, chat in people:
             await choose(tg, chat, await open_catalog(tg, chat, user), GAPMINDER)
@@ -255,8 +225,7 @@ async def test_a_dataset_is_uploaded_once_for_all_chats(tmp_path: Path) -> None:
 
         # A user's own file with the dataset's exact bytes is that chat's own copy.
         dan, dan_chat = person(tg, "Dan")
-        tg.send_document(dan_chat, dan, "gapminder.csv", GAPMINDER.path.read_bytes())
-        await tg.wait_for_message(dan_chat, contains="gapminder.csv")
+        await upload(tg, dan_chat, dan, "gapminder.csv", GAPMINDER.path.read_bytes())
         await ask(tg, dan_chat, dan, "How did life expectancy change?", "Life expectancy rose.")
         [own] = file_ids(requests_of(world)[-1])
         assert own != shared[0]
@@ -266,12 +235,11 @@ async def test_a_dataset_is_uploaded_once_for_all_chats(tmp_path: Path) -> None:
 async def test_a_users_identical_files_are_uploaded_per_chat(tmp_path: Path) -> None:
     async with bot_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        llm.default_scenario = one_answer("East leads.")
+        llm.default_scenario = text_answer("East leads.")
         seen = []
         for name in ("Ann", "Bob"):
             user, chat = person(tg, name)
-            tg.send_document(chat, user, "sales.csv", SALES_CSV)
-            await tg.wait_for_message(chat, contains="sales.csv")
+            await upload(tg, chat, user, "sales.csv", SALES_CSV)
             await ask(tg, chat, user, "Which region leads?", "East leads.")
             [file_id] = file_ids(requests_of(world)[-1])
             assert llm.files[file_id].data == SALES_CSV
@@ -284,7 +252,7 @@ async def test_removing_a_dataset_keeps_the_shared_remote_copy(tmp_path: Path) -
     # Many messages in one chat: pacing is not the point here.
     async with bot_world(tmp_path, flood=FloodLimits.off()) as world:
         tg, llm = world.tg, world.llm
-        llm.default_scenario = one_answer("Here you go.")
+        llm.default_scenario = text_answer("Here you go.")
         ann, ann_chat = person(tg, "Ann")
         bob, bob_chat = person(tg, "Bob")
         for user, chat in ((ann, ann_chat), (bob, bob_chat)):
@@ -295,7 +263,7 @@ async def test_removing_a_dataset_keeps_the_shared_remote_copy(tmp_path: Path) -
         [shared] = uploads_named(world, "gapminder.csv")
         [own] = uploads_named(world, "sales.csv")
 
-        listing = await list_files(tg, ann_chat, ann)
+        listing = await files_listing(tg, ann_chat, ann)
         for name in ("gapminder.csv", "sales.csv"):
             before = last_id(tg, ann_chat)
             tg.press(listing, f"🗑 {name}")
@@ -359,7 +327,7 @@ async def test_start_offers_the_datasets_as_buttons(tmp_path: Path) -> None:
         assert "nyc_weather_2013.csv" in added.text
         assert f"Источник: {WEATHER.attribution}" in added.text
 
-        llm.enqueue(one_answer("Январь самый холодный."))
+        llm.enqueue(text_answer("Январь самый холодный."))
         question = WEATHER.questions_for("ru")[0]
         before = last_id(tg, chat)
         tg.press(added, f"dq:{WEATHER.id}:0")

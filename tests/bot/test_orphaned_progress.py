@@ -9,17 +9,14 @@ from pathlib import Path
 from bot.storage.base import ActiveAnalysis
 from bot.telegram import keyboards
 from bot.telegram.i18n import translator
-from tests.bot.harness import SALES_CSV, bot_world
+from tests.bot.harness import bot_world, person_with_sales
 from tests.fakes.responses_api import Scenario
 
 
 async def test_cancel_on_an_orphaned_progress_message_frees_the_chat(tmp_path: Path) -> None:
     async with bot_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
-        ann = tg.user("Ann")
-        chat = tg.private_chat(ann)
-        tg.send_document(chat, ann, "sales.csv", SALES_CSV, mime_type="text/csv")
-        await tg.wait_for_message(chat, contains="sales.csv")
+        ann, chat = await person_with_sales(tg)
 
         # An analysis claimed by a process that is gone: its lease is still valid and its
         # progress message still shows a Cancel button.

@@ -20,9 +20,16 @@ from aiohttp import ClientSession
 
 from bot.app import build_services
 from bot.telegram.runner import BotRunner, create_bot
-from tests.bot.harness import BOT_USERNAME, SALES_CSV, App, bot_world, settings_for
+from tests.bot.harness import (
+    BOT_USERNAME,
+    SALES_CSV,
+    App,
+    bot_world,
+    lose_download,
+    settings_for,
+)
 from tests.fakes.responses_api import ResponsesFake, Scenario, running_responses_fake
-from tests.fakes.telegram_api import FloodLimits, StoredMessage, TelegramFake
+from tests.fakes.telegram_api import FloodLimits, TelegramFake
 from tests.fixtures.redis_server import start_redis_server, stop_redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,13 +46,6 @@ def free_port() -> int:
 async def get(url: str) -> tuple[int, Any]:
     async with ClientSession() as http, http.get(url) as response:
         return response.status, await response.json()
-
-
-def lose_download(tg: TelegramFake, message: StoredMessage) -> None:
-    """Telegram's file server loses an uploaded file: getFile works, the download is 404."""
-    file_id = message.media["document"]["file_id"]
-    [stored] = [f for f in tg._files_by_path.values() if f.file_id == file_id]
-    del tg._files_by_path[stored.path]
 
 
 # ---- webhook --------------------------------------------------------------------------------
