@@ -10,9 +10,9 @@ SQLite (or a real Redis) under a temp DATA_DIR.
 
 Shared steps of the end-to-end tests are below `bot_world`: people (`person`,
 `person_with_sales`), what they send and what they wait for (`upload`, `ask`, `answered`,
-`code_file`, `send_and_wait`, `files_listing`, `next_message`), model turns (`answer`,
-`text_answer`) and what the model received (`file_ids`, `files_sent`). Their waits give up after
-`WAIT` seconds unless told otherwise.
+`ask_until_answered`, `code_file`, `send_and_wait`, `files_listing`, `next_message`), model turns
+(`answer`, `text_answer`) and what the model received (`file_ids`, `files_sent`). Their waits
+give up after `WAIT` seconds unless told otherwise.
 """
 
 from __future__ import annotations
@@ -290,6 +290,16 @@ async def answered(tg: TelegramFake, chat: Chat, text: str, timeout: float = WAI
     )
     await code_file(tg, chat, found, timeout)
     return found
+
+
+async def ask_until_answered(
+    world: World, chat: Chat, user: User, question: str, text: str
+) -> StoredMessage:
+    """Ask `question`, which the model answers with `answer(text)`: the bot's first reply, then
+    the answer and its code file. Returns the answer."""
+    world.llm.enqueue(answer(text))
+    await ask(world.tg, chat, user, question)
+    return await answered(world.tg, chat, text)
 
 
 def lose_download(tg: TelegramFake, message: StoredMessage) -> None:

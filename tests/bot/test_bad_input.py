@@ -8,9 +8,8 @@ from pathlib import Path
 from tests.bot.harness import (
     SALES_CSV,
     World,
-    answer,
-    answered,
     ask,
+    ask_until_answered,
     files_listing,
     person,
     person_with_sales,
@@ -34,9 +33,7 @@ async def test_unusable_files_get_specific_messages_and_the_chat_stays_intact(
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
         ann, chat = await person_with_sales(tg)
-        llm.enqueue(answer("Six rows."))
-        await ask(tg, chat, ann, "How many rows?")
-        await answered(tg, chat, "Six rows.")
+        await ask_until_answered(world, chat, ann, "How many rows?", "Six rows.")
 
         readme = (
             b"# My project\n\nThis tool converts data. Install it with pip, then run it.\n"
@@ -69,9 +66,7 @@ async def test_unusable_files_get_specific_messages_and_the_chat_stays_intact(
         assert "sales.csv" in listing.text
         assert sorted(p.name for p in chat_dir(world, chat).iterdir()) == ["sales.csv"]
 
-        llm.enqueue(answer("Still here."))
-        await ask(tg, chat, ann, "And now?")
-        await answered(tg, chat, "Still here.")
+        await ask_until_answered(world, chat, ann, "And now?", "Still here.")
         assert llm.response_requests()[-1].json["previous_response_id"] == next(iter(llm.responses))
         assert len(llm.uploads) == 1
 
@@ -140,9 +135,7 @@ async def test_file_names_with_paths_are_stored_and_shown_to_the_model_safely(
         assert all(p.parent == chat_dir(world, chat) for p in everything)
         assert not (tmp_path.parent / "etc").exists()
 
-        llm.enqueue(answer("Three files."))
-        await ask(tg, chat, ann, "What is there?")
-        await answered(tg, chat, "Three files.")
+        await ask_until_answered(world, chat, ann, "What is there?", "Three files.")
         assert sorted(f.filename for f in llm.uploads) == stored
         instructions = llm.response_requests()[-1].json["instructions"]
         for name in stored:
@@ -191,9 +184,7 @@ async def test_old_and_forged_buttons_get_an_outdated_answer_and_break_nothing(
         listing = await files_listing(tg, chat, ann)
         assert "(1," in listing.text
         assert "cities.csv" in listing.text
-        llm.enqueue(answer("Cities only."))
-        await ask(tg, chat, ann, "What is left?")
-        await answered(tg, chat, "Cities only.")
+        await ask_until_answered(world, chat, ann, "What is left?", "Cities only.")
         assert [f.filename for f in llm.uploads] == ["cities.csv"]
 
 

@@ -17,6 +17,7 @@ from tests.bot.harness import (
     answer,
     answered,
     ask,
+    ask_until_answered,
     file_ids,
     files_listing,
     files_sent,
@@ -194,9 +195,9 @@ async def test_tsv_xlsx_and_cp1251_files_are_read_and_the_model_gets_utf8(
         assert "Регион" in preview.text
         assert "Казань" in preview.text
 
-        llm.enqueue(answer("Moscow earns most."))
-        await ask(tg, chat, ann, "Where is revenue highest?")
-        await answered(tg, chat, "Moscow earns most.")
+        await ask_until_answered(
+            world, chat, ann, "Where is revenue highest?", "Moscow earns most."
+        )
         uploaded = {f.filename: f.data for f in llm.uploads}
         assert len(uploaded) == 3
         cyrillic = next(data for name, data in uploaded.items() if name.endswith("csv"))
@@ -249,17 +250,15 @@ async def test_analyze_command_and_follow_ups_carry_the_conversation(tmp_path: P
         tg, llm = world.tg, world.llm
         ann, chat = await person_with_sales(tg)
 
-        llm.enqueue(answer("First answer."))
-        await ask(tg, chat, ann, "/analyze Which region sells most?")
-        await answered(tg, chat, "First answer.")
+        await ask_until_answered(
+            world, chat, ann, "/analyze Which region sells most?", "First answer."
+        )
         first = llm.response_requests()[0].json
         assert first["input"] == "Which region sells most?"
         assert "previous_response_id" not in first
         assert first["model"].startswith("gpt://b1g/")
 
-        llm.enqueue(answer("Second answer."))
-        await ask(tg, chat, ann, "And the least?")
-        await answered(tg, chat, "Second answer.")
+        await ask_until_answered(world, chat, ann, "And the least?", "Second answer.")
         second = llm.response_requests()[1].json
         assert second["input"] == "And the least?"
         assert second["previous_response_id"] == next(iter(llm.responses))
@@ -293,9 +292,7 @@ async def test_question_while_an_analysis_runs_gets_a_busy_answer_with_cancel(
         assert tg.callback_answers[press.id].text == "⏹ Cancelling…"
         assert not progress.buttons
 
-        llm.enqueue(answer("Now it works."))
-        await ask(tg, chat, ann, "Another question")
-        await answered(tg, chat, "Now it works.")
+        await ask_until_answered(world, chat, ann, "Another question", "Now it works.")
 
 
 async def test_cancel_command_and_cancel_button_stop_the_analysis(tmp_path: Path) -> None:
@@ -334,9 +331,7 @@ async def test_cancel_command_and_cancel_button_stop_the_analysis(tmp_path: Path
         assert len(llm.response_requests()) == 2  # the model was never asked
         llm.upload_gate.set()
 
-        llm.enqueue(answer("Done after cancels."))
-        await ask(tg, chat, ann, "Quick question")
-        await answered(tg, chat, "Done after cancels.")
+        await ask_until_answered(world, chat, ann, "Quick question", "Done after cancels.")
         assert len(llm.response_requests()) == 3
         assert files_sent(llm) == [f.id for f in llm.uploads if f.filename == "sales.csv"][-1:]
         # an old Cancel button (a client still showing the first keyboard) does no harm
@@ -353,9 +348,7 @@ async def test_files_lists_with_remove_buttons_and_removal_deletes_the_remote_co
         tg, llm = world.tg, world.llm
         ann, chat = await person_with_sales(tg)
         await upload(tg, chat, ann, "cities.csv", b"city,pop\nOslo,7\nBergen,3\n")
-        llm.enqueue(answer("Both seen."))
-        await ask(tg, chat, ann, "Compare")
-        await answered(tg, chat, "Both seen.")
+        await ask_until_answered(world, chat, ann, "Compare", "Both seen.")
         remote = {f.filename: f.id for f in llm.uploads}
         assert set(remote) == {"sales.csv", "cities.csv"}
 
@@ -378,9 +371,7 @@ async def test_files_lists_with_remove_buttons_and_removal_deletes_the_remote_co
         assert "sales.csv" not in listing_text
         assert "cities.csv" in listing_text
 
-        llm.enqueue(answer("Only cities."))
-        await ask(tg, chat, ann, "Again")
-        await answered(tg, chat, "Only cities.")
+        await ask_until_answered(world, chat, ann, "Again", "Only cities.")
         assert files_sent(llm) == [remote["cities.csv"]]
 
 
@@ -390,9 +381,7 @@ async def test_reset_asks_first_no_keeps_yes_forgets_files_and_conversation(
     async with roomy_world(tmp_path) as world:
         tg, llm = world.tg, world.llm
         ann, chat = await person_with_sales(tg)
-        llm.enqueue(answer("Before reset."))
-        await ask(tg, chat, ann, "Question")
-        await answered(tg, chat, "Before reset.")
+        await ask_until_answered(world, chat, ann, "Question", "Before reset.")
         remote_id = llm.uploads[0].id
 
         confirm = await send_and_wait(tg, chat, ann, "/reset", "Forget all")
@@ -408,9 +397,7 @@ async def test_reset_asks_first_no_keeps_yes_forgets_files_and_conversation(
         await tg.wait_for(lambda: remote_id not in llm.files)
 
         await upload(tg, chat, ann, "sales.csv", SALES_CSV)
-        llm.enqueue(answer("After reset."))
-        await ask(tg, chat, ann, "Question")
-        await answered(tg, chat, "After reset.")
+        await ask_until_answered(world, chat, ann, "Question", "After reset.")
         assert "previous_response_id" not in llm.response_requests()[-1].json
         assert files_sent(llm) != [remote_id]
 
@@ -432,9 +419,8 @@ async def test_two_chats_analyse_at_once_each_with_only_its_own_files(tmp_path: 
         llm.enqueue(answer("Ann's answer.").stall(after=5, gate=gate))
         await ask(tg, ann_chat, ann, "About fruit")
         await tg.wait_for(lambda: len(llm.response_requests()) == 1)
-        llm.enqueue(answer("Bob's answer."))
-        await ask(tg, bob_chat, bob, "About cars")
-        await answered(tg, bob_chat, "Bob's answer.")  # while Ann's analysis still runs
+        # while Ann's analysis still runs:
+        await ask_until_answered(world, bob_chat, bob, "About cars", "Bob's answer.")
         assert not any("Ann's" in (m.text or "") for m in tg.messages(ann_chat))
         gate.set()
         await answered(tg, ann_chat, "Ann's answer.")
