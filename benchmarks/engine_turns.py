@@ -35,6 +35,7 @@ from bot.engine import (  # noqa: E402
     TurnFinished,
     TurnRequest,
 )
+from tests.fakes.remote_index import MemoryRemoteIndex  # noqa: E402
 from tests.fakes.responses_api import Scenario, running_responses_fake, sandbox_link  # noqa: E402
 
 CODE_STEPS = 5
@@ -102,20 +103,6 @@ def cpu_seconds_of(pid: int) -> float | None:
 # ---- the measurement --------------------------------------------------------------------
 
 
-class MemoryIndex:
-    def __init__(self) -> None:
-        self.ids: dict[tuple[str, str], str] = {}
-
-    async def get_remote_file(self, scope: str, sha256: str) -> str | None:
-        return self.ids.get((scope, sha256))
-
-    async def set_remote_file(self, scope: str, sha256: str, file_id: str) -> None:
-        self.ids[(scope, sha256)] = file_id
-
-    async def forget_remote_file(self, scope: str, sha256: str) -> None:
-        self.ids.pop((scope, sha256), None)
-
-
 async def one_turn(engine: AnalysisEngine, data_file: DataFile) -> int:
     events = 0
     async for event in engine.run(TurnRequest("Revenue by region?", [data_file])):
@@ -152,7 +139,7 @@ async def measure(base_url: str, provider: str, turns: int, fake_pid: int) -> No
         client,
         provider=provider,
         model="gpt-4.1",
-        remote_index=MemoryIndex(),
+        remote_index=MemoryRemoteIndex(),
         max_concurrent=turns,
         remote_check_interval=3600,
     )

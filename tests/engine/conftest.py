@@ -13,25 +13,10 @@ import pytest
 from PIL import Image
 
 from bot.engine import AnalysisEngine, ColumnInfo, DataFile, EngineEvent, TurnRun
+from tests.fakes.remote_index import MemoryRemoteIndex
 from tests.fakes.responses_api import ResponsesFake, running_responses_fake
 
 TRANSCRIPT = Path(__file__).parent / "data" / "responses-ci-turn.sse"
-
-
-class MemoryRemoteIndex:
-    """An in-memory `RemoteFileIndex` (the bot uses its storage; the contract is the same)."""
-
-    def __init__(self) -> None:
-        self.ids: dict[tuple[str, str], str] = {}
-
-    async def get_remote_file(self, scope: str, sha256: str) -> str | None:
-        return self.ids.get((scope, sha256))
-
-    async def set_remote_file(self, scope: str, sha256: str, file_id: str) -> None:
-        self.ids[(scope, sha256)] = file_id
-
-    async def forget_remote_file(self, scope: str, sha256: str) -> None:
-        self.ids.pop((scope, sha256), None)
 
 
 def png(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (8, 6)) -> bytes:

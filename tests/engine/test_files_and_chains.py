@@ -14,7 +14,8 @@ from bot.engine import (
     TurnResult,
     UploadingFiles,
 )
-from tests.engine.conftest import EngineFactory, MemoryRemoteIndex, collect, make_data_file, png
+from tests.engine.conftest import EngineFactory, collect, make_data_file, png
+from tests.fakes.remote_index import MemoryRemoteIndex
 from tests.fakes.responses_api import ResponsesFake, Scenario, sandbox_link
 
 

@@ -25,11 +25,11 @@ from bot.engine import (
 from tests.engine.conftest import (
     TRANSCRIPT,
     EngineFactory,
-    MemoryRemoteIndex,
     collect,
     make_data_file,
     png,
 )
+from tests.fakes.remote_index import MemoryRemoteIndex
 from tests.fakes.responses_api import (
     ResponsesFake,
     Scenario,
