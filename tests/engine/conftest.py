@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.engine import AnalysisEngine, ColumnInfo, DataFile, EngineEvent, TurnRun
+from bot.engine import (
+    AnalysisEngine,
+    ColumnInfo,
+    DataFile,
+    EngineEvent,
+    TurnFailed,
+    TurnFinished,
+    TurnResult,
+    TurnRun,
+    TurnStarted,
+)
 from tests.fakes.remote_index import MemoryRemoteIndex
 from tests.fakes.responses_api import ResponsesFake, running_responses_fake
 
@@ -44,6 +54,31 @@ def make_data_file(
 
 async def collect(run: TurnRun) -> list[EngineEvent]:
     return [event async for event in run]
+
+
+async def started(run: TurnRun) -> list[EngineEvent]:
+    """Read `run` up to its `TurnStarted` (the turn holds a slot then); the events read so far.
+    The rest of the run stays unread."""
+    events: list[EngineEvent] = []
+    async for event in run:
+        events.append(event)
+        if isinstance(event, TurnStarted):
+            break
+    return events
+
+
+def finished(events: list[EngineEvent]) -> TurnResult:
+    """The result of a turn that finished: its last event, and its only terminal one."""
+    assert isinstance(events[-1], TurnFinished), events[-1]
+    assert sum(isinstance(e, TurnFinished | TurnFailed) for e in events) == 1
+    return events[-1].result
+
+
+def failed(events: list[EngineEvent]) -> TurnFailed:
+    """The failure of a turn that failed: its last event, and its only terminal one."""
+    assert isinstance(events[-1], TurnFailed), events[-1]
+    assert sum(isinstance(e, TurnFinished | TurnFailed) for e in events) == 1
+    return events[-1]
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -14,14 +14,8 @@ from bot.engine import (
     TurnStarted,
     UploadingFiles,
 )
-from tests.engine.conftest import EngineFactory, collect, make_data_file, until
+from tests.engine.conftest import EngineFactory, collect, failed, make_data_file, until
 from tests.fakes.responses_api import ResponsesFake, Scenario
-
-
-def failed(events: list) -> TurnFailed:
-    assert isinstance(events[-1], TurnFailed), events[-1]
-    assert sum(isinstance(e, TurnFinished | TurnFailed) for e in events) == 1
-    return events[-1]
 
 
 def code_turn() -> Scenario:

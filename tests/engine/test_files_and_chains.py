@@ -9,19 +9,12 @@ import pytest
 from bot.engine import (
     FailureReason,
     TurnFailed,
-    TurnFinished,
     TurnRequest,
-    TurnResult,
     UploadingFiles,
 )
-from tests.engine.conftest import EngineFactory, collect, make_data_file, png
+from tests.engine.conftest import EngineFactory, collect, finished, make_data_file, png
 from tests.fakes.remote_index import MemoryRemoteIndex
 from tests.fakes.responses_api import ResponsesFake, Scenario, sandbox_link
-
-
-def finished(events: list) -> TurnResult:
-    assert isinstance(events[-1], TurnFinished), events[-1]
-    return events[-1].result
 
 
 def file_ids(fake: ResponsesFake, request_number: int) -> list[str]:

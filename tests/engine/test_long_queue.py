@@ -6,8 +6,8 @@ import asyncio
 import itertools
 from pathlib import Path
 
-from bot.engine import Queued, TurnFinished, TurnRequest, TurnStarted
-from tests.engine.conftest import EngineFactory, collect, make_data_file, until
+from bot.engine import Queued, TurnFinished, TurnRequest
+from tests.engine.conftest import EngineFactory, collect, make_data_file, started, until
 from tests.fakes.responses_api import ResponsesFake, Scenario
 
 
@@ -21,9 +21,7 @@ async def test_a_turn_far_back_sees_its_position_fall_in_small_steps(
     data_file = make_data_file(tmp_path)
 
     first = engine.run(TurnRequest("first", [data_file]))
-    async for event in first:
-        if isinstance(event, TurnStarted):
-            break
+    await started(first)
     waiting = []
     for number in range(40):
         waiting.append(

@@ -12,9 +12,8 @@ from bot.engine import (
     TurnFinished,
     TurnLimiter,
     TurnRequest,
-    TurnStarted,
 )
-from tests.engine.conftest import EngineFactory, collect, make_data_file, until
+from tests.engine.conftest import EngineFactory, collect, make_data_file, started, until
 from tests.fakes.responses_api import ResponsesFake, Scenario
 
 
@@ -29,11 +28,7 @@ async def test_turns_wait_in_fifo_order_and_see_their_positions(
     data_file = make_data_file(tmp_path)
 
     run_a = engine.run(TurnRequest("A", [data_file]))
-    events_a = []
-    async for event in run_a:
-        events_a.append(event)
-        if isinstance(event, TurnStarted):
-            break
+    events_a = await started(run_a)
     task_b = asyncio.create_task(collect(engine.run(TurnRequest("B", [data_file]))))
     await until(lambda: engine.queued == 1)
     task_c = asyncio.create_task(collect(engine.run(TurnRequest("C", [data_file]))))
@@ -63,9 +58,7 @@ async def test_cancel_while_queued_leaves_the_queue(
     engine = make_engine(openai_fake, max_concurrent=1)
     data_file = make_data_file(tmp_path)
     run_a = engine.run(TurnRequest("A", [data_file]))
-    async for event in run_a:
-        if isinstance(event, TurnStarted):
-            break
+    await started(run_a)
     run_b = engine.run(TurnRequest("B", [data_file]))
     task_b = asyncio.create_task(collect(run_b))
     await until(lambda: engine.queued == 1)

@@ -15,10 +15,7 @@ from bot.engine import (
     FileCited,
     ImageOutput,
     TextDelta,
-    TurnFailed,
-    TurnFinished,
     TurnRequest,
-    TurnResult,
     TurnStarted,
     UploadingFiles,
 )
@@ -26,6 +23,7 @@ from tests.engine.conftest import (
     TRANSCRIPT,
     EngineFactory,
     collect,
+    finished,
     make_data_file,
     png,
 )
@@ -39,12 +37,6 @@ from tests.fakes.responses_api import (
 )
 
 CSV = b"region,revenue\nEast,1200\nWest,950\n"
-
-
-def finished(events: list) -> TurnResult:
-    assert isinstance(events[-1], TurnFinished), events[-1]
-    assert sum(isinstance(e, TurnFinished | TurnFailed) for e in events) == 1
-    return events[-1].result
 
 
 async def test_multi_step_turn_with_code_logs_png_and_csv(
