@@ -2080,16 +2080,26 @@ class TelegramFake:
         return True
 
     def _send_photo(self, a: _Args) -> dict[str, Any]:
+        return self._send_file(a, "photo")
+
+    def _send_document(self, a: _Args) -> dict[str, Any]:
+        return self._send_file(a, "document")
+
+    def _send_file(self, a: _Args, kind: str) -> dict[str, Any]:
+        """sendPhoto (`kind` "photo") or sendDocument ("document"): one file, with a caption."""
         chat = self._chat(a)
         reply_to = self._reply_target(a, chat)
         thread_id = self._thread(a, chat, reply_to)
-        photo = self._input_file(a, a.params.get("photo"), "photo")
+        upload = self._input_file(a, a.params.get(kind), kind)
         caption, entities = self._formatted(a, "caption", caption=True)
         markup = self._markup(a)
+        if kind == "document":
+            self._check_document(upload)
         self._charge(a, chat)
-        message = self._post_photo(
+        post = self._post_photo if kind == "photo" else self._post_document
+        message = post(
             chat,
-            photo,
+            upload,
             caption=caption or None,
             caption_entities=entities,
             thread_id=thread_id,
@@ -2119,26 +2129,6 @@ class TelegramFake:
             )
         )
         return message
-
-    def _send_document(self, a: _Args) -> dict[str, Any]:
-        chat = self._chat(a)
-        reply_to = self._reply_target(a, chat)
-        thread_id = self._thread(a, chat, reply_to)
-        document = self._input_file(a, a.params.get("document"), "document")
-        caption, entities = self._formatted(a, "caption", caption=True)
-        markup = self._markup(a)
-        self._check_document(document)
-        self._charge(a, chat)
-        message = self._post_document(
-            chat,
-            document,
-            caption=caption or None,
-            caption_entities=entities,
-            thread_id=thread_id,
-            reply_to=reply_to,
-            reply_markup=markup,
-        )
-        return message.to_api()
 
     def _post_document(self, chat: Chat, document: _Input, **fields: Any) -> StoredMessage:
         stored = document.stored or self._store_file(
