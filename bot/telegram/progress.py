@@ -224,5 +224,11 @@ class PacedEditor:
             except TelegramBadRequest as error:
                 if "not modified" not in error.message:
                     log.warning("progress edit failed: %s", error.message)
+            except Exception as error:  # a network error, a proxy's non-JSON 5xx page...
+                # One failed edit must not end the edits (nor the analysis): a later edit
+                # carries newer text, and the final one closes the message.
+                log.warning("progress edit failed: %s: %s", type(error).__name__, error)
+                self._last_edit = time.monotonic()
+                return
             self._last_edit = time.monotonic()
             self._sent_text, self._sent_markup = text, markup
