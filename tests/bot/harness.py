@@ -257,7 +257,9 @@ async def send_and_wait(
 
 
 async def files_listing(tg: TelegramFake, chat: Chat, user: User) -> StoredMessage:
-    """Send /files and return the listing (or the answer that there are no files); English."""
+    """Send /files and return the listing (or the answer that there are no files); English.
+    A preview in a chat with several files also says "Files in this chat": wait for the replies
+    to earlier uploads first."""
     return await send_and_wait(
         tg,
         chat,
