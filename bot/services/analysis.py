@@ -153,6 +153,15 @@ class Analysis:
         service = self._service
         chat_id = self.request.chat_id
         try:
+            if self._run is None:
+                # events() never ran (e.g. the progress message could not be sent): nothing
+                # reached the model, so the analysis does not count.
+                try:
+                    await service._store.refund_quota(
+                        datetime.now(UTC).date(), self.request.user_id, chat_id
+                    )
+                except Exception:
+                    log.warning("quota refund failed analysis=%s", self.id, exc_info=True)
             if self.interrupted_by_shutdown:
                 # Leave the claim with an expired lease: after the restart (or on another
                 # instance) claim_interrupted() finds it and tells the chat.
