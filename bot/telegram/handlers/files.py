@@ -144,12 +144,21 @@ async def list_files(message: Message, t: Translator, files: ChatFiles) -> None:
 
 
 async def remove_file(
-    query: CallbackQuery, callback_data: RemoveFileCb, t: Translator, files: ChatFiles
+    query: CallbackQuery,
+    callback_data: RemoveFileCb,
+    t: Translator,
+    files: ChatFiles,
+    analyses: AnalysisService,
 ) -> None:
     if not isinstance(query.message, Message):
         await query.answer(t.plain("button-outdated"))
         return
     chat_id = query.message.chat.id
+    if analyses.running(chat_id) is not None:
+        # The analysis may be uploading this very file: its remote copy would outlive the
+        # removal, with nothing left to delete it.
+        await query.answer(t.plain("file-remove-busy"), show_alert=True)
+        return
     removed = await files.remove(chat_id, callback_data.key)
     if removed is None:
         await query.answer(t.plain("file-already-removed"))

@@ -70,6 +70,7 @@ files-item-dataset = { $index }. <b>{ $name }</b> — { $rows } × { $cols } (sa
 files-remove-button = 🗑 { $name }
 file-removed = 🗑 <b>{ $name }</b> was removed.
 file-already-removed = This file is already gone.
+file-remove-busy = An analysis is running in this chat. Wait for it or cancel it (/cancel), then remove the file.
 no-files =
     I need data first. Send me a <b>CSV</b> or <b>XLSX</b> file, or pick a sample dataset:
 no-files-group = I need data first: send a CSV or XLSX file to this group (with the caption <code>/analyze@{ $bot_username }</code> if I don't see it), or pick a sample with /dataset@{ $bot_username }.

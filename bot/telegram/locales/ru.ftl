@@ -70,6 +70,7 @@ files-item-dataset = { $index }. <b>{ $name }</b> — { $rows } × { $cols } (п
 files-remove-button = 🗑 { $name }
 file-removed = 🗑 Файл <b>{ $name }</b> удалён.
 file-already-removed = Этого файла уже нет.
+file-remove-busy = В этом чате идёт анализ. Дождитесь его или остановите (/cancel), потом удаляйте файл.
 no-files =
     Сначала нужны данные. Пришлите файл <b>CSV</b> или <b>XLSX</b> или выберите пример:
 no-files-group = Сначала нужны данные: пришлите в группу файл CSV или XLSX (с подписью <code>/analyze@{ $bot_username }</code>, если я его не вижу) или выберите пример через /dataset@{ $bot_username }.
