@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
@@ -82,7 +84,7 @@ async def dataset_question(
         return
     await query.answer()
     question = questions[callback_data.index]
-    asked = await query.message.answer(f"❓ {question}")
+    asked = await query.message.answer(f"❓ {html.escape(question, quote=False)}")
     asker = Asker.of(asked, query.from_user.id, t, is_admin)
     await analyst.run(bot, asker, question)
 

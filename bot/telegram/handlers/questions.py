@@ -4,6 +4,7 @@ groups, example-question buttons; /cancel and the Cancel button."""
 from __future__ import annotations
 
 import contextlib
+import html
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
@@ -87,7 +88,7 @@ async def example_question(
         return
     await query.answer()
     question = t.plain(f"{ASK_LABELS[callback_data.kind]}-q")
-    asked = await query.message.answer(f"❓ {question}")
+    asked = await query.message.answer(f"❓ {html.escape(question, quote=False)}")
     asker = Asker.of(asked, query.from_user.id, t, is_admin)
     await analyst.run(bot, asker, question)
 
