@@ -93,19 +93,26 @@ async def inspect_table_async(path: Path, original_name: str) -> TableInfo:
 
 #: Files at least this big are parsed in the worker process (about 50 ms of CPU per MB).
 PROCESS_MIN_BYTES = 1 << 20
+#: Files one worker process parses before it is replaced.
+TASKS_PER_WORKER = 20
 _pool: ProcessPoolExecutor | None = None
+_pool_tasks = 0
 
 
 def _process_pool() -> ProcessPoolExecutor:
     """One worker process, started on first use ("spawn": forking a threaded process is
-    unsafe), replaced now and then so a big workbook's memory does not stay with it."""
-    global _pool
+    unsafe), replaced now and then so a big workbook's memory does not stay with it.
+
+    The replacing is done here, not with `max_tasks_per_child`: on Python 3.11 a worker that
+    retires while files are queued is never replaced, and every file after that hangs."""
+    global _pool, _pool_tasks
+    if _pool is not None and _pool_tasks >= TASKS_PER_WORKER:
+        _pool.shutdown(wait=False)  # its queued files still finish, then its worker exits
+        _pool = None
     if _pool is None:
-        _pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            max_tasks_per_child=20,
-        )
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        _pool_tasks = 0
+    _pool_tasks += 1
     return _pool
 
 
