@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -101,8 +102,24 @@ class ChatFiles:
         self._local = local
         self._remote = remote
         self.limits = limits
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # chat -> (lock, holders and waiters); dropped when unused, so it does not grow
+        # with every chat that ever sent a file.
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self._dataset_info: dict[str, TableInfo] = {}
+
+    @asynccontextmanager
+    async def _chat_lock(self, chat_id: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(chat_id, (asyncio.Lock(), 0))
+        self._locks[chat_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[chat_id]
+            if users <= 1:
+                del self._locks[chat_id]
+            else:
+                self._locks[chat_id] = (lock, users - 1)
 
     async def list_files(self, chat_id: int) -> list[StoredFile]:
         return await self._store.list_files(chat_id)
@@ -143,7 +160,7 @@ class ChatFiles:
                 upload = self._local.new_temp_path(chat_id)
                 await asyncio.to_thread(transcode_to_utf8, temp, upload, info.encoding or "")
             size = (await asyncio.to_thread(upload.stat)).st_size
-            async with self._locks[chat_id]:
+            async with self._chat_lock(chat_id):
                 files = await self._store.list_files(chat_id)
                 for existing in files:
                     if existing.sha256 == sha and existing.dataset_id is None:
@@ -183,7 +200,7 @@ class ChatFiles:
     async def add_dataset(self, chat_id: int, dataset: Dataset) -> AddedFile:
         """Add a bundled dataset; choosing one twice does not duplicate it."""
         info = await self.dataset_info(dataset)
-        async with self._locks[chat_id]:
+        async with self._chat_lock(chat_id):
             files = await self._store.list_files(chat_id)
             for existing in files:
                 if existing.dataset_id == dataset.id:
