@@ -169,7 +169,8 @@ class Analysis:
             else:
                 await service._store.end_analysis(chat_id, self.id)
         finally:
-            service._running.pop(chat_id, None)
+            if service._running.get(chat_id) is self:  # not a newer one that took over
+                del service._running[chat_id]
             self._done.set()
 
 
