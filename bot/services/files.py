@@ -226,17 +226,19 @@ class ChatFiles:
         return AddedFile(record, info)
 
     async def remove(self, chat_id: int, file_key: str) -> StoredFile | None:
-        record = await self._store.remove_file(chat_id, file_key)
-        if record is not None:
-            await self._discard(record)
+        async with self._chat_lock(chat_id):  # not while an upload is being recorded
+            record = await self._store.remove_file(chat_id, file_key)
+            if record is not None:
+                await self._discard(record)
         return record
 
     async def reset(self, chat_id: int) -> list[StoredFile]:
         """Forget the chat's files and conversation, locally and remotely."""
-        removed = await self._store.reset_chat(chat_id)
-        for record in removed:
-            await self._discard(record)
-        await self._local.delete_chat(chat_id)
+        async with self._chat_lock(chat_id):  # not while an upload is being recorded
+            removed = await self._store.reset_chat(chat_id)
+            for record in removed:
+                await self._discard(record)
+            await self._local.delete_chat(chat_id)
         return removed
 
     async def _discard(self, record: StoredFile) -> None:
@@ -248,7 +250,7 @@ class ChatFiles:
         if remote_id:
             try:
                 await self._remote.delete_remote_file(remote_id)
-            except Exception:  # the remote copy expires on its own; never fail the user's action
+            except Exception:  # logged for the operator; never fail the user's action over it
                 log.warning(
                     "could not delete remote file of chat=%s", record.chat_id, exc_info=True
                 )

@@ -108,6 +108,10 @@ async def document(
     except FileRejected as error:
         await message.reply(_reject_text(t, error, name))
         return
+    except OSError as error:  # e.g. /reset removed the chat's folder while this file arrived
+        log.warning("storing an upload failed chat=%s: %s", chat_id, error)
+        await message.reply(t("file-download-failed", name=name))
+        return
     count = len(await files.list_files(chat_id))
     if added.duplicate:
         await message.reply(t("file-duplicate", name=added.record.original_name))
