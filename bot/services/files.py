@@ -39,6 +39,11 @@ class RejectReason(StrEnum):
     TOO_BIG = "too_big"  # over the download limit of the Bot API server
 
 
+class ChatBusy(Exception):
+    """An analysis holds the chat (on this instance or another): its files must not change
+    under it (it may be uploading one of them right now)."""
+
+
 class FileRejected(Exception):
     def __init__(self, reason: RejectReason, **details: int) -> None:
         super().__init__(reason.value)
@@ -225,16 +230,24 @@ class ChatFiles:
             await self._store.add_file(record)
         return AddedFile(record, info)
 
+    async def _ensure_no_analysis(self, chat_id: int) -> None:
+        if await self._store.get_analysis(chat_id) is not None:
+            raise ChatBusy
+
     async def remove(self, chat_id: int, file_key: str) -> StoredFile | None:
+        """Forget one file, locally and remotely; ChatBusy while an analysis holds the chat."""
         async with self._chat_lock(chat_id):  # not while an upload is being recorded
+            await self._ensure_no_analysis(chat_id)
             record = await self._store.remove_file(chat_id, file_key)
             if record is not None:
                 await self._discard(record)
         return record
 
     async def reset(self, chat_id: int) -> list[StoredFile]:
-        """Forget the chat's files and conversation, locally and remotely."""
+        """Forget the chat's files and conversation, locally and remotely; ChatBusy while an
+        analysis holds the chat."""
         async with self._chat_lock(chat_id):  # not while an upload is being recorded
+            await self._ensure_no_analysis(chat_id)
             removed = await self._store.reset_chat(chat_id)
             for record in removed:
                 await self._discard(record)

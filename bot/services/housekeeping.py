@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.services.analysis import AnalysisService
-from bot.services.files import ChatFiles
+from bot.services.files import ChatBusy, ChatFiles
 from bot.storage.base import ActiveAnalysis, Store
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,10 @@ class Housekeeper:
                 continue
             if await self._store.get_analysis(chat_id) is not None:
                 continue  # an analysis runs on another instance (or awaits its report)
-            removed = await self._files.reset(chat_id)
+            try:
+                removed = await self._files.reset(chat_id)
+            except ChatBusy:
+                continue  # an analysis began meanwhile
             log.info("retention: removed %d files of idle chat=%s", len(removed), chat_id)
         return len(chats)
 

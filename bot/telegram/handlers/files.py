@@ -10,8 +10,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiohttp import ClientError
 
-from bot.services.analysis import AnalysisService
-from bot.services.files import AddedFile, ChatFiles, FileRejected, RejectReason
+from bot.services.files import AddedFile, ChatBusy, ChatFiles, FileRejected, RejectReason
 from bot.tabular import TableError, format_preview
 from bot.telegram import keyboards
 from bot.telegram.callbacks import RemoveFileCb, ResetCb
@@ -152,18 +151,16 @@ async def remove_file(
     callback_data: RemoveFileCb,
     t: Translator,
     files: ChatFiles,
-    analyses: AnalysisService,
 ) -> None:
     if not isinstance(query.message, Message):
         await query.answer(t.plain("button-outdated"))
         return
     chat_id = query.message.chat.id
-    if analyses.running(chat_id) is not None:
-        # The analysis may be uploading this very file: its remote copy would outlive the
-        # removal, with nothing left to delete it.
+    try:
+        removed = await files.remove(chat_id, callback_data.key)
+    except ChatBusy:  # the analysis may be uploading this very file
         await query.answer(t.plain("file-remove-busy"), show_alert=True)
         return
-    removed = await files.remove(chat_id, callback_data.key)
     if removed is None:
         await query.answer(t.plain("file-already-removed"))
         return
@@ -186,7 +183,6 @@ async def reset_confirmed(
     callback_data: ResetCb,
     t: Translator,
     files: ChatFiles,
-    analyses: AnalysisService,
 ) -> None:
     if not isinstance(query.message, Message):
         await query.answer(t.plain("button-outdated"))
@@ -195,11 +191,11 @@ async def reset_confirmed(
     if not callback_data.confirm:
         await query.message.edit_text(t("reset-kept"))
         return
-    chat_id = query.message.chat.id
-    if analyses.running(chat_id) is not None:
+    try:
+        await files.reset(query.message.chat.id)
+    except ChatBusy:
         await query.message.edit_text(t("reset-busy"))
         return
-    await files.reset(chat_id)
     await query.message.edit_text(t("reset-done"))
 
 
