@@ -19,6 +19,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from bot.config import LANGUAGES
+
 __all__ = [
     "CATALOG_FILE",
     "DATASETS_DIR_ENV",
@@ -36,7 +38,6 @@ __all__ = [
 CATALOG_FILE = "catalog.json"
 DATASETS_DIR_ENV = "DATASETS_DIR"
 DEFAULT_DATASETS_DIR = Path(__file__).resolve().parent.parent / "datasets"
-LANGUAGES = ("ru", "en")
 # Fallback order after the requested language: English first, then Russian.
 _FALLBACK = ("en", "ru")
 # Ids travel in Telegram callback data (64 bytes in total), so keep them short and plain.

@@ -9,12 +9,17 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdSet = Annotated[frozenset[int], NoDecode]
+
+# The languages the bot speaks (its texts, the model's answers); the first is the default.
+Language = Literal["ru", "en"]
+LANGUAGES: tuple[str, ...] = get_args(Language)
+DEFAULT_LANGUAGE: str = LANGUAGES[0]
 
 # Where an operator gets each required value; shown when it is missing.
 WHERE_TO_GET = {
@@ -77,7 +82,7 @@ class Settings(BaseSettings):
     daily_chat_quota: int = Field(default=200, ge=0)
 
     # Telegram behaviour
-    default_language: Literal["ru", "en"] = "ru"
+    default_language: Language = DEFAULT_LANGUAGE
     edit_interval_private: float = Field(default=1.0, ge=0)
     edit_interval_group: float = Field(default=3.0, ge=0)
     telegram_messages_per_second: float = Field(default=25.0, ge=0)  # 0: no overall pacing

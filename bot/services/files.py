@@ -22,6 +22,7 @@ from typing import Protocol
 
 from bot.catalog import Dataset
 from bot.engine.types import ColumnInfo, DataFile
+from bot.services.lease import MAINTENANCE_LEASE_SECONDS, Lease, maintenance_claim
 from bot.storage.base import Store, StoredFile, remote_scope
 from bot.storage.files import LocalFileStore
 from bot.tabular import TableInfo, inspect_table_async, needs_utf8, transcode_to_utf8
@@ -230,14 +231,28 @@ class ChatFiles:
             await self._store.add_file(record)
         return AddedFile(record, info)
 
-    async def _ensure_no_analysis(self, chat_id: int) -> None:
-        if await self._store.get_analysis(chat_id) is not None:
-            raise ChatBusy
+    @asynccontextmanager
+    async def _holding_chat(self, chat_id: int) -> AsyncIterator[None]:
+        """Hold the chat's claim while its files change: an analysis neither runs now nor
+        starts until the change is over, on any instance (it would upload a file being
+        deleted, and its remote copy would outlive it). ChatBusy while one runs."""
+        async with self._chat_lock(chat_id):  # not while an upload is being recorded
+            lease = await Lease.acquire(
+                self._store,
+                maintenance_claim(chat_id),
+                seconds=MAINTENANCE_LEASE_SECONDS,
+                heartbeat=MAINTENANCE_LEASE_SECONDS,
+            )
+            if lease is None:
+                raise ChatBusy
+            try:
+                yield
+            finally:
+                await lease.release()
 
     async def remove(self, chat_id: int, file_key: str) -> StoredFile | None:
         """Forget one file, locally and remotely; ChatBusy while an analysis holds the chat."""
-        async with self._chat_lock(chat_id):  # not while an upload is being recorded
-            await self._ensure_no_analysis(chat_id)
+        async with self._holding_chat(chat_id):
             record = await self._store.remove_file(chat_id, file_key)
             if record is not None:
                 await self._discard(record)
@@ -246,8 +261,7 @@ class ChatFiles:
     async def reset(self, chat_id: int) -> list[StoredFile]:
         """Forget the chat's files and conversation, locally and remotely; ChatBusy while an
         analysis holds the chat."""
-        async with self._chat_lock(chat_id):  # not while an upload is being recorded
-            await self._ensure_no_analysis(chat_id)
+        async with self._holding_chat(chat_id):
             removed = await self._store.reset_chat(chat_id)
             for record in removed:
                 await self._discard(record)
