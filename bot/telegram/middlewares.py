@@ -1,4 +1,5 @@
-"""Middlewares: 429 retries for every Bot API request, the user's language, access control."""
+"""Middlewares: 429 retries for every Bot API request, the user's language, access control,
+and one answer to every button press."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter, TelegramServerError
 from aiogram.methods import SendChatAction, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from bot.services.access import AccessPolicy
-from bot.storage.base import Store
+from bot.services.people import People
 from bot.telegram.i18n import pick_language, translator
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,8 @@ class LanguageMiddleware(BaseMiddleware):
     """Puts `lang` and `t` (a Translator) into handler data: the user's saved choice, else
     their Telegram language, else DEFAULT_LANGUAGE."""
 
-    def __init__(self, store: Store, default: str) -> None:
-        self.store = store
+    def __init__(self, people: People, default: str) -> None:
+        self.people = people
         self.default = default
 
     async def __call__(
@@ -145,9 +146,12 @@ class LanguageMiddleware(BaseMiddleware):
         user = data.get("event_from_user")
         lang = self.default
         if user is not None:
-            lang = await self.store.get_language(user.id) or pick_language(
-                user.language_code, self.default
-            )
+            try:
+                saved = await self.people.language(user.id)
+            except Exception:  # the store is down: answer in Telegram's language meanwhile
+                log.warning("reading the language of user=%s failed", user.id, exc_info=True)
+                saved = None
+            lang = saved or pick_language(user.language_code, self.default)
         data["lang"] = lang
         data["t"] = translator(lang)
         return await handler(event, data)
@@ -183,7 +187,7 @@ class AccessMiddleware(BaseMiddleware):
         else:
             text = t("access-denied-group", chat_id=str(chat.id))
         if isinstance(event, CallbackQuery):
-            await event.answer(text=t.plain("access-denied-alert"), show_alert=True)
+            data["answer"].say(t.plain("access-denied-alert"), alert=True)  # CallbackAnswers
             return None
         if isinstance(event, Message) and self._should_refuse(user.id, chat.id):
             await event.reply(text)
@@ -200,3 +204,47 @@ class AccessMiddleware(BaseMiddleware):
             return False
         self._refused[(user_id, chat_id)] = now
         return True
+
+
+class ButtonAnswer:
+    """How a button press is answered: the toast (or alert) Telegram shows over the chat.
+    A handler sets `text` and `alert`, or calls `send()` itself before long work (the
+    spinner on the button must not wait for a whole analysis); `CallbackAnswers` sends it
+    after the handler otherwise — exactly once per press, even when the handler fails."""
+
+    def __init__(self, query: CallbackQuery) -> None:
+        self.query = query
+        self.text: str | None = None
+        self.alert = False
+        self.sent = False
+
+    def say(self, text: str, *, alert: bool = False) -> None:
+        self.text, self.alert = text, alert
+
+    async def send(self) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        try:
+            await self.query.answer(self.text, show_alert=self.alert or None)
+        except TelegramBadRequest as error:  # e.g. "query is too old": nothing to show now
+            log.info("answering a button press failed: %s", error)
+
+
+class CallbackAnswers(BaseMiddleware):
+    """Answers every callback query once (inner middleware: only queries a handler takes;
+    the stale-button handler takes the rest). Handlers get `answer: ButtonAnswer`."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if not isinstance(event, CallbackQuery):
+            return await handler(event, data)
+        answer = data["answer"] = ButtonAnswer(event)
+        try:
+            return await handler(event, data)
+        finally:
+            await answer.send()

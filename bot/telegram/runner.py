@@ -31,11 +31,13 @@ from aiohttp import web
 from bot.app import Services, build_services
 from bot.config import Settings
 from bot.services.housekeeping import Housekeeper
+from bot.telegram.errors import report_error
 from bot.telegram.flow import Analyst, report_interrupted
 from bot.telegram.handlers import get_routers
 from bot.telegram.i18n import LANGUAGES, translator
 from bot.telegram.middlewares import (
     AccessMiddleware,
+    CallbackAnswers,
     LanguageMiddleware,
     RetryAfterMiddleware,
     SendPacer,
@@ -100,18 +102,21 @@ def create_bot(settings: Settings) -> Bot:
 def create_dispatcher(services: Services) -> Dispatcher:
     dp = Dispatcher(
         settings=services.settings,
-        store=services.store,
+        people=services.people,
+        limits=services.limits,
         files=services.files,
         analyses=services.analyses,
         catalog=services.catalog,
         analyst=Analyst(services.analyses, services.catalog, services.settings),
     )
-    language = LanguageMiddleware(services.store, services.settings.default_language)
+    language = LanguageMiddleware(services.people, services.settings.default_language)
     dp.message.outer_middleware(language)
     dp.callback_query.outer_middleware(language)
+    dp.callback_query.middleware(CallbackAnswers())  # first: it also answers refusals
     access = AccessMiddleware(services.access)
     dp.message.middleware(access)
     dp.callback_query.middleware(access)
+    dp.errors.register(report_error)
     dp.include_routers(*get_routers())
     return dp
 
