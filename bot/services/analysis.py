@@ -223,7 +223,7 @@ class Analysis:
             )
         else:
             usage = outcome.usage
-            if getattr(outcome, "chain_gone", False):  # never continue from a dead response
+            if outcome.chain_gone:  # never continue from a dead response
                 await _persist(
                     "dropping a dead response id",
                     self.id,
@@ -406,7 +406,7 @@ class AnalysisService:
             files=[to_data_file(f) for f in files],
             previous_response_id=previous,
             language=request.language,
-            turn_id=lease.id,
+            analysis_id=lease.id,
             chat_key=str(request.chat_id),
         )
         log.info(
