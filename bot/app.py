@@ -64,6 +64,6 @@ async def build_services(settings: Settings, *, catalog: Catalog | None = None) 
         engine=engine,
         files=files,
         analyses=analyses,
-        catalog=catalog or load_catalog(),
+        catalog=catalog or load_catalog(settings.datasets_dir),
         access=AccessPolicy.from_settings(settings),
     )

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
 
     # State
     data_dir: Path = Path("./data")
+    datasets_dir: Path | None = None  # the demo datasets (catalog.json); None: the bundled ones
     redis_url: SecretStr | None = None
 
     # Analyses
@@ -128,6 +129,7 @@ class Settings(BaseSettings):
         "yandex_api_key",
         "openai_api_key",
         "system_prompt_file",
+        "datasets_dir",
         mode="before",
     )
     @classmethod
