@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     edit_interval_private: float = Field(default=1.0, ge=0)
     edit_interval_group: float = Field(default=3.0, ge=0)
     telegram_messages_per_second: float = Field(default=25.0, ge=0)  # 0: no overall pacing
+    # Telegram's per-chat limits as documented (the outbound scheduler keeps under them)
+    telegram_private_per_second: float = Field(default=1.0, gt=0)
+    telegram_private_burst: float = Field(default=3.0, ge=1)
+    telegram_group_per_minute: float = Field(default=20.0, gt=0)
+    telegram_group_burst: float = Field(default=3.0, ge=1)
 
     # Running
     webhook_url: str | None = None

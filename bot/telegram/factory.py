@@ -25,8 +25,8 @@ from bot.telegram.middlewares import (
     CallbackAnswers,
     LanguageMiddleware,
     RetryAfterMiddleware,
-    SendPacer,
 )
+from bot.telegram.outbox import ChatLimits, Outbox, TokenBucket
 
 PRIVATE_COMMANDS = ("start", "help", "dataset", "files", "cancel", "reset", "usage", "language")
 GROUP_COMMANDS = ("analyze", "dataset", "files", "cancel", "reset", "usage", "help")
@@ -48,6 +48,20 @@ def response_types() -> list[type[Any]]:
     return [Response[result] for result in returning.values()]
 
 
+def create_outbox(settings: Settings) -> Outbox:
+    """The outbound scheduler with this process's overall budget (TELEGRAM_MESSAGES_PER_SECOND
+    with a burst of a fifth of a second's worth; 0: no overall limit) and Telegram's per-chat
+    limits (TELEGRAM_PRIVATE_PER_SECOND / _BURST, TELEGRAM_GROUP_PER_MINUTE / _BURST)."""
+    rate = settings.telegram_messages_per_second
+    limits = ChatLimits(
+        private_per_second=settings.telegram_private_per_second,
+        private_burst=settings.telegram_private_burst,
+        group_per_minute=settings.telegram_group_per_minute,
+        group_burst=settings.telegram_group_burst,
+    )
+    return Outbox(TokenBucket(rate, burst=max(1.0, rate / 5)) if rate > 0 else None, limits)
+
+
 def create_bot(settings: Settings) -> Bot:
     api = (
         TelegramAPIServer.from_base(
@@ -57,7 +71,7 @@ def create_bot(settings: Settings) -> Bot:
         else PRODUCTION
     )
     session = AiohttpSession(api=api)
-    session.middleware(RetryAfterMiddleware(pacer=SendPacer(settings.telegram_messages_per_second)))
+    session.middleware(RetryAfterMiddleware(outbox=create_outbox(settings)))
     return Bot(
         settings.telegram_bot_token.get_secret_value(),
         session=session,

@@ -23,6 +23,7 @@ from bot.services.analysis import (
 from bot.storage.base import ActiveAnalysis
 from bot.telegram import keyboards
 from bot.telegram.i18n import Translator, translator
+from bot.telegram.outbox import Priority, sending_as
 from bot.telegram.progress import PacedEditor, ProgressView, format_elapsed
 from bot.telegram.render import Destination, send_answer, send_artifacts
 
@@ -104,7 +105,8 @@ class Analyst:
         # Delivered once the analysis is closed: its usage and response id are saved and the
         # chat is free, so a follow-up asked the moment the answer shows is taken.
         if not analysis.interrupted_by_shutdown:  # else reported after the restart
-            await self._conclude(bot, to, t, analysis, seen)
+            with sending_as(Priority.RESULT):  # after replies to people, before progress
+                await self._conclude(bot, to, t, analysis, seen)
 
     async def _follow(self, bot: Bot, asker: Asker, analysis: Analysis) -> _Seen:
         """Show the analysis live in one progress message until its terminal event."""
@@ -136,7 +138,7 @@ class Analyst:
                     elif isinstance(event, TurnFailed):
                         failure = event
                     elif view.apply(event):
-                        editor.update(view.render(), cancel_markup)
+                        editor.update(view.render, cancel_markup)  # rendered when sent
         except Exception:
             log.exception("analysis=%s crashed in chat=%s", analysis.id, asker.chat_id)
             analysis.cancel(by_user=False)  # nobody follows it any more: free its slot now

@@ -1,5 +1,5 @@
-"""Middlewares: 429 retries for every Bot API request, the user's language, access control,
-and one answer to every button press."""
+"""Middlewares: turns and 429 retries for every Bot API request to a chat, the user's
+language, access control, and one answer to every button press."""
 
 from __future__ import annotations
 
@@ -19,10 +19,16 @@ from aiogram.types import CallbackQuery, Message, TelegramObject
 from bot.services.access import AccessPolicy
 from bot.services.people import People
 from bot.telegram.i18n import pick_language, translator
+from bot.telegram.outbox import (
+    Outbox,
+    Priority,
+    coalescing_key,
+    cost_of,
+    granted_chat,
+    priority_of,
+)
 
 log = logging.getLogger(__name__)
-
-CHAT_ACTION_MAX_BACKLOG = 0.5  # seconds
 
 
 def creates_message(method: TelegramMethod[Any]) -> bool:
@@ -34,63 +40,27 @@ def creates_message(method: TelegramMethod[Any]) -> bool:
     return type(method).__name__.startswith(("Send", "Copy", "Forward"))
 
 
-class _ChatTurn:
-    """Requests to one chat take turns (see RetryAfterMiddleware)."""
-
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
-
-
-class SendPacer:
-    """Spaces the bot's requests to chats so that together they stay under Telegram's
-    overall limit (about 30 messages a second): each request reserves the next free slot,
-    first come first served."""
-
-    def __init__(self, per_second: float) -> None:
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._next = 0.0
-
-    def backlog(self) -> float:
-        """Seconds until a request made now could go out."""
-        return max(0.0, self._next - asyncio.get_running_loop().time())
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        now = asyncio.get_running_loop().time()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
 class RetryAfterMiddleware(BaseRequestMiddleware):
-    """Honour Telegram's flood control: on 429 wait `retry_after` and send the same
-    request again (never a different one): a 429 means Telegram did not carry it out.
+    """Every request to a chat waits for its turn in the `outbox` (priorities, Telegram's
+    per-chat and overall limits; see bot.telegram.outbox), and flood control is honoured:
+    on 429 the chat is held for `retry_after` and the same request is sent again (never a
+    different one): a 429 means Telegram did not carry it out. The request keeps its turn
+    meanwhile, so nothing else is sent to that chat during the pause (a request then is a
+    violation Telegram may punish with a longer one).
 
     A 5xx may come after Telegram did carry the request out (its front end lost the answer),
     so it is repeated, after a short pause, only when a repeat leaves no trace: never for a
     request that creates a message (`creates_message`), which would then appear twice. Those
     errors reach the caller, like a timeout (never repeated here either).
 
-    Requests to the same chat go one at a time, so while one waits out a 429 nothing else
-    is sent to that chat (a request during the pause is a violation that Telegram may punish
-    with a longer one), and concurrent replies do not keep colliding until their retries
-    run out and a message is lost.
+    A chat action (the "typing…" hint) goes out only from spare budget, else it is dropped;
+    a progress edit replaced by a newer one of the same message while waiting is dropped
+    too (answered `True`)."""
 
-    With a `pacer`, requests to chats are also spaced to respect the overall limit. A chat
-    action (the "typing…" hint) is dropped rather than queued when the bot is that busy."""
-
-    def __init__(
-        self, attempts: int = 5, max_wait: float = 120.0, pacer: SendPacer | None = None
-    ) -> None:
+    def __init__(self, attempts: int = 5, max_wait: float = 120.0, outbox: Outbox | None = None):
         self.attempts = attempts
         self.max_wait = max_wait
-        self.pacer = pacer
-        self._chats: dict[int | str, _ChatTurn] = {}
+        self.outbox = outbox
 
     async def __call__(
         self,
@@ -99,34 +69,30 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
         chat_id = getattr(method, "chat_id", None)
-        if not isinstance(chat_id, int | str):
-            return await self._send(make_request, bot, method)
-        if (
-            isinstance(method, SendChatAction)
-            and self.pacer is not None
-            and self.pacer.backlog() > CHAT_ACTION_MAX_BACKLOG
-        ):
-            return Response[bool](ok=True, result=True)  # type: ignore[return-value]
-        turn = self._chats.setdefault(chat_id, _ChatTurn())
-        turn.users += 1
+        outbox = self.outbox
+        if outbox is None or not isinstance(chat_id, int | str) or granted_chat() == chat_id:
+            return await self._send(make_request, bot, method, chat_id)
+        priority = priority_of(method)
+        if priority is Priority.SPARE:
+            if not await outbox.spare():
+                return _DONE  # type: ignore[return-value]
+            return await self._send(make_request, bot, method, chat_id)
+        key = coalescing_key(method, priority)
+        if not await outbox.acquire(chat_id, priority, cost=cost_of(method), key=key):
+            return _DONE  # type: ignore[return-value]
         try:
-            async with turn.lock:
-                return await self._send(make_request, bot, method)
+            return await self._send(make_request, bot, method, chat_id)
         finally:
-            turn.users -= 1
-            if turn.users == 0:
-                del self._chats[chat_id]
+            outbox.release(chat_id)
 
     async def _send(
         self,
         make_request: NextRequestMiddlewareType[TelegramType],
         bot: Bot,
         method: TelegramMethod[TelegramType],
+        chat_id: Any,
     ) -> Response[TelegramType]:
-        chat_bound = isinstance(getattr(method, "chat_id", None), int | str)
         for attempt in range(1, self.attempts + 1):
-            if chat_bound and self.pacer is not None:
-                await self.pacer.wait()
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as error:
@@ -135,12 +101,17 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 log.info(
                     "flood control on %s: waiting %ss", type(method).__name__, error.retry_after
                 )
+                if self.outbox is not None and isinstance(chat_id, int | str):
+                    self.outbox.hold(chat_id, error.retry_after)
                 await asyncio.sleep(error.retry_after)
             except TelegramServerError:
                 if attempt == self.attempts or creates_message(method):
                     raise
                 await asyncio.sleep(attempt)
         raise AssertionError("unreachable")
+
+
+_DONE = Response[bool](ok=True, result=True)
 
 
 class LanguageMiddleware(BaseMiddleware):

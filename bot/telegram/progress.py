@@ -13,6 +13,7 @@ import contextlib
 import html
 import logging
 import time
+from collections.abc import Callable
 
 import telegramify_markdown
 from aiogram import Bot
@@ -34,12 +35,15 @@ from bot.engine.types import (
     UploadingFiles,
 )
 from bot.telegram.i18n import Translator
+from bot.telegram.outbox import Priority, turn
 
 log = logging.getLogger(__name__)
 
 CODE_TAIL_LINES = 8
 CODE_TAIL_CHARS = 700
 ANSWER_PREVIEW_CHARS = 900
+
+Text = str | Callable[[], str]
 
 
 def format_elapsed(t: Translator, seconds: float) -> str:
@@ -67,7 +71,7 @@ class ProgressView:
         self.status = t("progress-uploading")
         self.done_steps: list[int] = []
         self.code = ""
-        self.answer = ""
+        self._answer: TextDelta | None = None
         self.images = 0
         self._mode = "status"  # "code" shows the code tail, "answer" the answer preview
 
@@ -100,9 +104,9 @@ class ProgressView:
                 self._mode = "status"
             case ImageOutput():
                 self.images += 1
-            case TextDelta(text=text):
+            case TextDelta():
                 self.status = t("progress-writing-answer")
-                self.answer = text
+                self._answer = event  # its text is joined only when rendered
                 self._mode = "answer"
             case _:
                 return False
@@ -120,6 +124,11 @@ class ProgressView:
             text += "\n\n" + html.escape(answer_preview(self.answer))
         return text
 
+    @property
+    def answer(self) -> str:
+        """The answer streamed so far (raw Markdown)."""
+        return self._answer.text if self._answer is not None else ""
+
 
 class PacedEditor:
     """Owns one bot message and edits it at most once per `interval` seconds."""
@@ -130,7 +139,7 @@ class PacedEditor:
         self.interval = interval
         self._sent_text = message.html_text if message.text else ""
         self._sent_markup: InlineKeyboardMarkup | None = message.reply_markup
-        self._wanted: tuple[str, InlineKeyboardMarkup | None] | None = None
+        self._wanted: tuple[Text, InlineKeyboardMarkup | None] | None = None
         self._wake = asyncio.Event()
         self._sending = asyncio.Lock()  # held while an edit request is in flight
         self._last_edit = time.monotonic()
@@ -169,8 +178,9 @@ class PacedEditor:
     def message_id(self) -> int:
         return self.message.message_id
 
-    def update(self, text: str, markup: InlineKeyboardMarkup | None) -> None:
-        """Ask for the message to show `text`; coalesces with pending updates."""
+    def update(self, text: Text, markup: InlineKeyboardMarkup | None) -> None:
+        """Ask for the message to show `text`; coalesces with pending updates. `text` may be
+        a function (e.g. `ProgressView.render`): it is called only when an edit goes out."""
         self._wanted = (text, markup)
         self._wake.set()
 
@@ -185,7 +195,7 @@ class PacedEditor:
                 await self._task
             self._task = None
         self._wanted = (text, markup)
-        await self._flush()
+        await self._flush(Priority.RESULT)
 
     async def _loop(self) -> None:
         while True:
@@ -193,19 +203,22 @@ class PacedEditor:
             self._wake.clear()
             await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self, priority: Priority = Priority.PROGRESS) -> None:
         if self._wanted is None:
             return
         delay = self._last_edit + self.interval - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        wanted, self._wanted = self._wanted, None
-        if wanted is None:
-            return
-        text, markup = wanted
-        if text == self._sent_text and markup == self._sent_markup:
-            return
-        async with self._sending:
+        # Wait for the scheduler's turn first, and render then: the edit shows the latest
+        # state, and states that never go out are never rendered.
+        async with turn(self.bot, self.message.chat.id, priority), self._sending:
+            wanted, self._wanted = self._wanted, None
+            if wanted is None:
+                return
+            source, markup = wanted
+            text = source() if callable(source) else source
+            if text == self._sent_text and markup == self._sent_markup:
+                return
             try:
                 await self.bot.edit_message_text(
                     text=text,

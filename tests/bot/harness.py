@@ -165,7 +165,9 @@ async def bot_world(
 
 
 def roomy_world(data_dir: Path, **kwargs: Any) -> AbstractAsyncContextManager[World]:
-    """`bot_world` with `ROOMY` flood limits."""
+    """`bot_world` with `ROOMY` flood limits (and the bot told so)."""
+    kwargs.setdefault("telegram_private_burst", ROOMY.private_burst)
+    kwargs.setdefault("telegram_group_burst", ROOMY.group_burst)
     return bot_world(data_dir, flood=ROOMY, **kwargs)
 
 
