@@ -35,6 +35,7 @@ from bot.engine.types import (
     FailureReason,
     FileCited,
     ImageOutput,
+    StreamedText,
     TextDelta,
     TurnStarted,
     Usage,
@@ -139,7 +140,7 @@ class TurnAccumulator:
     _steps: list[_Step] = field(default_factory=list)
     _step_by_item: dict[str, _Step] = field(default_factory=dict)
     _step_by_index: dict[int, _Step] = field(default_factory=dict)
-    _text: str = ""
+    _answer: StreamedText = field(default_factory=StreamedText)
     _text_item: str | None = None
 
     # ---- results -----------------------------------------------------------------------
@@ -151,7 +152,7 @@ class TurnAccumulator:
     @property
     def text(self) -> str:
         """The answer as streamed so far (raw Markdown)."""
-        return self._text
+        return self._answer.upto(self._answer.pieces)
 
     @property
     def transient_failure(self) -> bool:
@@ -174,7 +175,7 @@ class TurnAccumulator:
             text = "".join(parts).strip()
             if text:
                 messages.append(text)
-        return "\n\n".join(messages) if messages else self._text.strip()
+        return "\n\n".join(messages) if messages else self.text.strip()
 
     def code_steps(self) -> tuple[CodeStep, ...]:
         return tuple(CodeStep(s.number, s.best_code, s.logs) for s in self._steps)
@@ -413,11 +414,11 @@ class TurnAccumulator:
             return []
         item_id = field_of(event, "item_id")
         if item_id != self._text_item:
-            if self._text and not self._text.endswith("\n\n"):
-                self._text += "\n\n"
+            if self._answer.length and not self._answer.ends_with("\n\n"):
+                self._answer.append("\n\n")
             self._text_item = item_id
-        self._text += delta
-        return [TextDelta(delta, self._text)]
+        self._answer.append(delta)  # no copy of the whole text per piece
+        return [TextDelta(delta, stream=self._answer)]
 
     def _on_completed(self, event: Any) -> list[EngineEvent]:
         return self.complete_from(field_of(event, "response"))

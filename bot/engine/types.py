@@ -165,10 +165,82 @@ class ImageOutput:
     artifact: Artifact
 
 
-@dataclass(frozen=True, slots=True)
+class StreamedText:
+    """The answer as it streams in: pieces are appended, and joined only when someone reads
+    the whole (so streaming costs no copy of the text per piece)."""
+
+    __slots__ = ("_done", "_joined", "_parts", "length")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._joined = ""  # the first `_done` pieces, joined
+        self._done = 0
+        self.length = 0
+
+    @property
+    def pieces(self) -> int:
+        return len(self._parts)
+
+    def append(self, piece: str) -> None:
+        self._parts.append(piece)
+        self.length += len(piece)
+
+    def ends_with(self, suffix: str) -> bool:
+        return self.tail(len(suffix)).endswith(suffix)
+
+    def tail(self, chars: int) -> str:
+        """The last `chars` characters (from the last pieces only)."""
+        taken, size = [], 0
+        for piece in reversed(self._parts):
+            taken.append(piece)
+            size += len(piece)
+            if size >= chars:
+                break
+        return "".join(reversed(taken))[-chars:] if chars else ""
+
+    def upto(self, pieces: int) -> str:
+        """The text of the first `pieces` pieces."""
+        joined = self._joined
+        done = self._done
+        if pieces > done:
+            joined = self._joined = joined + "".join(self._parts[done:pieces])
+            self._done = pieces
+            return joined
+        if pieces == done:
+            return joined
+        return "".join(self._parts[:pieces])
+
+
 class TextDelta:
-    delta: str
-    text: str  # the answer so far (raw Markdown)
+    """A piece of the answer; `text` is the answer so far (raw Markdown), joined from the
+    stream only when read."""
+
+    __slots__ = ("_pieces", "_stream", "_text", "delta")
+    __match_args__ = ("delta", "text")
+
+    def __init__(
+        self, delta: str, text: str | None = None, *, stream: StreamedText | None = None
+    ) -> None:
+        self.delta = delta
+        self._text = text
+        self._stream = stream
+        self._pieces = stream.pieces if stream is not None else 0
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self._stream.upto(self._pieces) if self._stream is not None else ""
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TextDelta):
+            return NotImplemented
+        return (self.delta, self.text) == (other.delta, other.text)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TextDelta(delta={self.delta!r}, text=<{len(self.text)} chars>)"
 
 
 @dataclass(frozen=True, slots=True)
