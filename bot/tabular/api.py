@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
 from bot.tabular.csv_table import decode_head, inspect_csv, sniff
 from bot.tabular.detect import (
@@ -20,6 +17,13 @@ from bot.tabular.detect import (
 )
 from bot.tabular.model import TableError, TableErrorCode, TableInfo
 from bot.tabular.xlsx_table import inspect_xlsx
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+# The parsing worker process imports this module to run `inspect_table`: what only the event
+# loop side needs (asyncio, which brings ssl; the process pool) is imported where it is used,
+# so the worker does not load it (about 6 MiB of its memory).
 
 _WHITESPACE_CHUNK = 1 << 20
 _BLANK = " \t\r\n\f\v\ufeff\x1a"
@@ -77,6 +81,8 @@ async def inspect_table_async(path: Path, original_name: str) -> TableInfo:
     worker process (`ParsingPool`); small ones in a thread (no process start, no queueing
     behind a big one).
     """
+    import asyncio
+
     size = (await asyncio.to_thread(path.stat)).st_size
     if size < PROCESS_MIN_BYTES:
         return await asyncio.to_thread(inspect_table, path, original_name)
@@ -112,6 +118,9 @@ class ParsingPool:
             self._executor.shutdown(wait=False)  # its queued files still finish, then it exits
             self._executor = None
         if self._executor is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             self._executor = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn")
             )
@@ -120,6 +129,9 @@ class ParsingPool:
         return self._executor
 
     async def inspect(self, path: Path, original_name: str) -> TableInfo:
+        import asyncio
+        from concurrent.futures.process import BrokenProcessPool
+
         executor = self._current()
         try:
             return await asyncio.get_running_loop().run_in_executor(
