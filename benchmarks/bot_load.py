@@ -5,32 +5,44 @@ intervals) runs in its own process against the loopback Telegram fake (in this p
 also plays the users) and the Responses API fake (a third process). So the bot's figures —
 peak RSS, CPU time, event-loop lag — are its own; all three share this machine's cores.
 
-Load (``--chats N``, default 200): after one warm-up chat (the cold start: first use of
-library code), every chat at once uploads a small CSV, waits for the preview and asks a
-question. The model answers each with 49 stream events: two code steps, a pause of
-``--model-seconds`` ("thinking"), a PNG chart and a text answer. With
-``max_concurrent_analyses`` at its default (3) most analyses queue. Measured: time from a
-user's message to the bot's first reaction (the preview reply to the upload; the progress
-message to the question — it shows the queue position while waiting), to the end of each
-analysis (its last message), wall time and analyses per second, the bot's peak RSS, CPU time,
-event-loop lag (a ticker's worst scheduling delay), full garbage collections, and the fake's
-flood-control records.
+Idle latency (``--latency-chats N``, default 20): after one warm-up chat (the cold start),
+chats one after another upload a small CSV, wait for the preview and ask a question: time from
+the question to the first progress message (target p50 ≤ 100 ms, p95 ≤ 300 ms).
+
+Burst (``--chats N``, default 200): every chat uploads a CSV, then all ask in the same second;
+the model answers each with 49 stream events (two code steps, a pause of ``--model-seconds``,
+a PNG chart and a text answer); ``--concurrent`` (default 200) analyses stream at once. A new
+chat sends /start every 0.25 s meanwhile (target p95 ≤ 1 s). Measured: question → first
+progress message, the rate those went out at (the overall limit, ``--rate``) and what else
+reached these chats before the last of them (target: nothing), question → delivered against
+the physical limit (all requests / the overall rate), the bot's CPU per analysis and its
+process tree's peak RSS above idle (target ≤ 40 MiB), 429s.
+
+Relay (side by side with the burst): the same stream relayed by a minimal FastAPI SSE endpoint
+(``benchmarks/sse_relay.py``, ``uv sync --group bench``), N streams at once: its CPU per
+analysis against the bot's.
+
+Load (``--mode load``, the earlier benchmark): every chat at once uploads and asks at once,
+with ``--concurrent`` analyses; first reactions, delivery, CPU and memory.
 
 Big upload (``--start-chats N``, default 100): N chats send /start, spread over
 ``--window`` seconds, once alone and once while another chat uploads a ``--upload-mb`` MB
 CSV (Windows-1251, so the bot also re-encodes it). Parsing and re-encoding run off the
 event loop, so /start should answer about as fast as without the upload.
 
-Flood limits on the Telegram fake (``--flood``): ``relaxed`` (default) keeps Telegram's
-per-chat limits but lifts the global 30 messages/s, which is not the point here; ``telegram``
-keeps everything; ``off`` disables flood control.
+Flood limits on the Telegram fake (``--flood``): ``telegram`` (default) enforces Telegram's
+per-chat limits and its overall 30 messages/s; ``relaxed`` lifts the overall one; ``off``
+disables flood control.
 
 Finding what blocks the loop: ``--trace-stalls-ms 80`` logs the bot's stack to its log
-whenever the loop stalls that long; ``--profile FILE`` writes a cProfile of the load phase.
+whenever the loop stalls that long; ``--profile FILE`` writes a cProfile of the burst (or
+load) phase.
 
-Run:  .venv/bin/python benchmarks/bot_load.py [--chats 200] [--start-chats 100]
-      [--upload-mb 20] [--model-seconds 0.25] [--flood relaxed|telegram|off]
-      [--mode all|load|upload] [--trace-stalls-ms MS] [--profile FILE]
+Run:  uv sync --group bench
+      .venv/bin/python benchmarks/bot_load.py [--chats 200] [--latency-chats 20]
+      [--concurrent 200] [--rate 25] [--start-chats 100] [--upload-mb 20]
+      [--model-seconds 0.25] [--flood telegram|relaxed|off]
+      [--mode all|latency|burst|relay|load|upload] [--trace-stalls-ms MS] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -206,6 +218,40 @@ def memory_mib(pid: int | str = "self", field: str = "VmRSS") -> float:
     return 0.0
 
 
+def cpu_of(pid: int | str) -> float:
+    """User + system CPU seconds of a process, from /proc (0 when it has exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class TreeMemory:
+    """The peak RSS of the bot's process tree (itself and its children, e.g. the parsing
+    worker), sampled every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self.children_cpu: dict[int, float] = {}  # last CPU seen of every child
+
+    def now(self) -> float:
+        pids = child_pids()
+        for pid in pids:
+            self.children_cpu[pid] = max(self.children_cpu.get(pid, 0.0), cpu_of(pid))
+        return memory_mib() + sum(memory_mib(pid) for pid in pids)
+
+    async def run(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.now())
+            await asyncio.sleep(0.05)
+
+    def take(self) -> float:
+        peak, self.peak = max(self.peak, self.now()), 0.0
+        return peak
+
+
 def child_pids() -> list[int]:
     """The bot's own child processes (the parser worker)."""
     pids: list[int] = []
@@ -231,6 +277,8 @@ async def serve_bot(config: dict[str, Any]) -> None:
     task = asyncio.create_task(runner.run())
     lag = LagMeter(config["trace_stalls_ms"])
     lag.start()
+    tree = TreeMemory()
+    sampling = asyncio.create_task(tree.run())
     collections = GcMeter()
     reader = await stdin_reader()
     profiler = cProfile.Profile() if config["profile"] else None
@@ -253,6 +301,9 @@ async def serve_bot(config: dict[str, Any]) -> None:
                     "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                     "rss_mib": memory_mib(),
                     "workers_peak_rss_mib": [memory_mib(p, "VmHWM") for p in child_pids()],
+                    "tree_rss_mib": tree.now(),
+                    "tree_peak_rss_mib": tree.take(),
+                    "children_cpu_s": sum(tree.children_cpu.values()),
                 }
             ),
             flush=True,
@@ -261,14 +312,15 @@ async def serve_bot(config: dict[str, Any]) -> None:
     while line := (await reader.readline()).decode().strip():
         command, _, argument = line.partition(" ")
         report(phase)
-        if profiler is not None and phase == "load":
+        if profiler is not None and phase in ("load", "burst"):
             profiler.disable()
             profiler.dump_stats(config["profile"])
         phase, cpu, wall = argument, time.process_time(), time.perf_counter()
-        if profiler is not None and phase == "load":
+        if profiler is not None and phase in ("load", "burst"):
             profiler.enable()
         if command == "stop":
             break
+    sampling.cancel()
     runner.stop()
     try:
         await asyncio.wait_for(task, timeout=30)
@@ -402,6 +454,18 @@ class Child:
         )
         return cls(process)
 
+    @classmethod
+    async def start_script(cls, script: str, *args: str, stderr: Any) -> Child:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            script,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
+        return cls(process)
+
     async def line(self, timeout: float = 60) -> str:
         assert self.process.stdout is not None
         raw = await asyncio.wait_for(self.process.stdout.readline(), timeout)
@@ -426,10 +490,16 @@ class Child:
 
 
 class Bot(Child):
+    children_cpu = 0.0
+    idle_tree_mib = 0.0  # the process tree's RSS when idle (after a warm-up)
+
     async def phase(self, name: str) -> dict[str, Any]:
         """End the current phase (its figures) and begin `name`."""
         await self.send(f"phase {name}")
-        return json.loads(await self.line())
+        figures: dict[str, Any] = json.loads(await self.line())
+        figures["children_cpu_delta_s"] = figures["children_cpu_s"] - self.children_cpu
+        self.children_cpu = figures["children_cpu_s"]
+        return figures
 
     async def stop(self) -> dict[str, Any]:
         await self.send("stop end")
@@ -563,6 +633,194 @@ async def run_load(tg: TelegramFake, watcher: Watcher, bot: Bot, chats: int) -> 
     print_flood(tg, flood_before)
 
 
+async def run_latency(tg: TelegramFake, watcher: Watcher, bot: Bot, count: int) -> None:
+    """An idle bot: chats one after another (upload, question, analysis)."""
+    await bot.phase("warm-up")
+    await one_chat(tg, watcher, -1)  # the cold start: first use of library code
+    warm = await bot.phase("latency")
+    bot.idle_tree_mib = warm["tree_rss_mib"]
+    times = [await one_chat(tg, watcher, 10_000 + i) for i in range(count)]
+    figures = await bot.phase("idle")
+    print(f"Idle bot: {count} chats one after another (upload, question, analysis)")
+    print(f"  upload → preview:                 {ms([t.upload for t in times])}")
+    print(
+        f"  question → first progress message: {ms([t.question for t in times])}"
+        "   (target p50 ≤ 100 ms, p95 ≤ 300 ms)"
+    )
+    print(f"  question → analysis delivered:     {ms([t.finished for t in times])}")
+    print(f"  bot CPU per analysis (incl. upload and preview): {cpu_ms(figures, len(times))}")
+
+
+def cpu_ms(figures: dict[str, Any], analyses: int) -> str:
+    total = figures["cpu_s"] + figures.get("children_cpu_delta_s", 0.0)
+    return f"{1000 * total / max(1, analyses):.0f} ms"
+
+
+@dataclass
+class Burst:
+    asked: float
+    progress: float  # the first progress message, as Telegram got it
+    delivered: float
+
+
+async def start_prober(
+    tg: TelegramFake, watcher: Watcher, stop: asyncio.Event, every: float = 0.25
+) -> list[float]:
+    """New chats send /start, one every `every` seconds until `stop`: the reply latencies."""
+    latencies: list[float] = []
+    pending: list[asyncio.Task[None]] = []
+
+    async def one(index: int) -> None:
+        person = tg.user(f"Probe{index}", language_code="en")
+        chat = tg.private_chat(person)
+        sent = time.monotonic()
+        tg.send_text(chat, person, "/start")
+        latencies.append(await watcher.first(chat.id, sent, is_send, timeout=120) - sent)
+
+    index = 0
+    while not stop.is_set():
+        pending.append(asyncio.create_task(one(index)))
+        index += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+    await asyncio.gather(*pending, return_exceptions=True)
+    return latencies
+
+
+async def run_burst(
+    tg: TelegramFake, watcher: Watcher, bot: Bot, chats: int, rate: float, concurrent: int
+) -> dict[str, Any]:
+    """`chats` chats with a file each ask a question in the same second, while other chats
+    send /start: the scheduler's priorities and the overall rate limit at work."""
+    people = [tg.user(f"Burst{i}", language_code="ru" if i % 2 else "en") for i in range(chats)]
+    rooms = [tg.private_chat(p) for p in people]
+    await bot.phase("uploads")
+
+    async def upload(i: int) -> None:
+        sent = time.monotonic()
+        tg.send_document(rooms[i], people[i], f"sales_{i}.csv", sales_csv(i))
+        await watcher.first(rooms[i].id, sent, is_send, timeout=120)
+
+    await asyncio.gather(*(upload(i) for i in range(chats)))
+    await asyncio.sleep(3)  # the previews' chat allowances refill
+    uploaded = await bot.phase("burst")
+    flood_before = (len(tg.flood_refusals), len(tg.flood_violations))
+    calls_before = len(tg.calls)
+    stop = asyncio.Event()
+    probing = asyncio.create_task(start_prober(tg, watcher, stop))
+    started = time.perf_counter()
+    asked = []
+    for person, chat in zip(people, rooms, strict=True):
+        asked.append(time.monotonic())
+        tg.send_text(chat, person, "Which region sells most? Plot revenue by region.")
+
+    async def follow(i: int) -> Burst:
+        chat_id = rooms[i].id
+        progress = await watcher.first(chat_id, asked[i], is_send, timeout=300)
+        done = await watcher.first(chat_id, asked[i], is_code_document, timeout=600)
+        return Burst(asked[i], progress, done)
+
+    results = await asyncio.gather(*(follow(i) for i in range(chats)), return_exceptions=True)
+    wall = time.perf_counter() - started
+    stop.set()
+    starts = await probing
+    figures = await bot.phase("idle")
+    bursts = [r for r in results if isinstance(r, Burst)]
+    if not bot.idle_tree_mib:
+        bot.idle_tree_mib = uploaded["tree_rss_mib"]
+    lost = len(results) - len(bursts)
+
+    firsts = sorted(b.progress for b in bursts)
+    span = firsts[-1] - firsts[0] if len(firsts) > 1 else 0.0
+    progress_ids = {
+        id(c)
+        for c in tg.calls[calls_before:]
+        if c.ok and c.method == "sendMessage" and c.at in set(firsts)
+    }
+    last_first = firsts[-1] if firsts else 0.0
+    burst_chats = {r.id for r in rooms}
+    ahead = Counter(
+        c.method
+        for c in tg.calls[calls_before:]
+        if c.ok
+        and c.at <= last_first
+        and "chat_id" in c.params
+        and int(c.params["chat_id"]) in burst_chats
+        and id(c) not in progress_ids
+        and c.method != "sendChatAction"
+    )
+    print(
+        f"Burst: {chats} chats ask in the same second (max_concurrent_analyses={concurrent}), "
+        f"while a new chat sends /start every 0.25 s"
+    )
+    print(f"  question → first progress message: {ms([b.progress - b.asked for b in bursts])}")
+    print(
+        f"  first progress messages went out at {(len(firsts) - 1) / span if span else 0:.1f}/s "
+        f"(overall limit TELEGRAM_MESSAGES_PER_SECOND={rate:g}; {len(firsts)} in {span:.2f} s); "
+        f"other requests to these chats ahead of the last one: {dict(ahead) or 'none'}"
+    )
+    print(f"  /start in another chat meanwhile:  {ms(starts)}   (target p95 ≤ 1 s)")
+    print(
+        f"  question → analysis delivered:     {ms([b.delivered - b.asked for b in bursts])}; "
+        f"{len(bursts)} analyses in {wall:.1f} s wall"
+        + (f"; {lost} never delivered" if lost else "")
+    )
+    sends = Counter(c.method for c in tg.calls[calls_before:] if c.ok and "chat_id" in c.params)
+    total = sum(n for m, n in sends.items() if m != "sendChatAction")
+    print(
+        f"  Telegram requests to chats: {dict(sends.most_common())}; at {rate:g}/s the "
+        f"{total} of them need at least {total / rate:.1f} s (the physical limit)"
+    )
+    print_bot(figures)
+    peak = figures["tree_peak_rss_mib"]
+    print(
+        f"  the bot's process tree (incl. the parsing worker): peak RSS {peak:.0f} MiB, "
+        f"{peak - bot.idle_tree_mib:.0f} MiB above idle ({bot.idle_tree_mib:.0f} MiB; target ≤ 40)"
+    )
+    print(f"  bot CPU per analysis (question → delivered): {cpu_ms(figures, len(bursts))}")
+    print_flood(tg, flood_before)
+    return figures
+
+
+async def run_relay(llm_url: str, streams: int, bot_cpu_per_analysis: float | None) -> None:
+    """The same Responses stream relayed by a minimal FastAPI SSE endpoint, `streams` at once."""
+    import aiohttp
+
+    relay = await Child.start_script(
+        str(Path(__file__).parent / "sse_relay.py"), "--llm", llm_url, stderr=None
+    )
+    url = await relay.line()
+    async with aiohttp.ClientSession() as http:
+
+        async def one(i: int) -> int:
+            events = 0
+            params = {"q": f"Which region sells most? ({i})"}
+            async with http.get(f"{url}/ask", params=params) as response:
+                async for line in response.content:
+                    events += line.startswith(b"data: ")
+            return events
+
+        await one(-1)  # warm-up
+        before = relay.cpu_seconds()
+        started = time.perf_counter()
+        counts = await asyncio.gather(*(one(i) for i in range(streams)))
+        wall = time.perf_counter() - started
+        cpu = relay.cpu_seconds() - before
+    await relay.close()
+    per = cpu / streams
+    print(
+        f"Plain relay (benchmarks/sse_relay.py: FastAPI + uvicorn, the same SDK and stream): "
+        f"{streams} streams at once, {sum(counts) / streams:.0f} events each, {wall:.1f} s wall"
+    )
+    line = f"  relay CPU per analysis: {1000 * per:.0f} ms"
+    if bot_cpu_per_analysis is not None:
+        line += (
+            f"; the bot's: {1000 * bot_cpu_per_analysis:.0f} ms = "
+            f"{bot_cpu_per_analysis / per:.2f} × the relay's (target ≤ 0.5)"
+        )
+    print(line)
+
+
 async def start_wave(
     tg: TelegramFake, watcher: Watcher, count: int, window: float, tag: str
 ) -> list[tuple[float, float]]:
@@ -620,7 +878,13 @@ async def run_upload(
 async def main(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="bot-load-"))
     logs = data_dir / "bot.log"
-    overrides = {"edit_interval_private": 1.0, "edit_interval_group": 3.0, "llm_max_retries": 3}
+    overrides = {
+        "edit_interval_private": 1.0,
+        "edit_interval_group": 3.0,
+        "llm_max_retries": 3,
+        "max_concurrent_analyses": args.concurrent,
+        "telegram_messages_per_second": args.rate,
+    }
     async with TelegramFake(bot_username=BOT_USERNAME, flood=flood_limits(args.flood)) as tg:
         llm = await Child.start(
             "--serve-llm", "--model-seconds", str(args.model_seconds), stderr=None
@@ -645,12 +909,26 @@ async def main(args: argparse.Namespace) -> None:
                 print(
                     f"Bot started: RSS {startup['rss_mib']:.0f} MiB; "
                     f"turn = {EVENTS_PER_TURN} stream events incl. 2 code steps, a PNG and "
-                    f"text, {args.model_seconds} s model pause; max_concurrent_analyses=3; "
+                    f"text, {args.model_seconds} s model pause; "
+                    f"max_concurrent_analyses={args.concurrent}; "
                     f"flood limits: {args.flood}; Python {sys.version.split()[0]}, "
                     f"{os.cpu_count()} CPUs"
                 )
                 print()
-                if args.mode in ("all", "load"):
+                bot_cpu = None
+                if args.mode in ("all", "latency"):
+                    await run_latency(tg, watcher, bot, args.latency_chats)
+                    print()
+                if args.mode in ("all", "burst"):
+                    burst = await run_burst(
+                        tg, watcher, bot, args.chats, args.rate, args.concurrent
+                    )
+                    bot_cpu = (burst["cpu_s"] + burst["children_cpu_delta_s"]) / args.chats
+                    print()
+                if args.mode in ("all", "burst", "relay"):
+                    await run_relay(llm_url, args.chats, bot_cpu)
+                    print()
+                if args.mode == "load":
                     await run_load(tg, watcher, bot, args.chats)
                     print()
                 if args.mode in ("all", "upload"):
@@ -684,8 +962,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=2.0, help="seconds to spread /start over")
     parser.add_argument("--upload-mb", type=float, default=20.0, help="big CSV size, MB")
     parser.add_argument("--model-seconds", type=float, default=0.25, help="model pause per turn")
-    parser.add_argument("--flood", choices=("relaxed", "telegram", "off"), default="relaxed")
-    parser.add_argument("--mode", choices=("all", "load", "upload"), default="all")
+    parser.add_argument("--flood", choices=("relaxed", "telegram", "off"), default="telegram")
+    parser.add_argument(
+        "--mode",
+        choices=("all", "latency", "burst", "relay", "load", "upload"),
+        default="all",
+        help="all = latency, burst, relay (side by side with the burst) and upload",
+    )
+    parser.add_argument(
+        "--latency-chats", type=int, default=20, help="chats one after another on an idle bot"
+    )
+    parser.add_argument(
+        "--concurrent", type=int, default=200, help="max_concurrent_analyses (all stream)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=25.0, help="the bot's TELEGRAM_MESSAGES_PER_SECOND"
+    )
     parser.add_argument(
         "--trace-stalls-ms",
         type=float,
