@@ -208,10 +208,16 @@ class Outbox:
         budget: SendBudget | None,
         limits: ChatLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_in_flight: int = 10,
     ) -> None:
         self.budget = budget
         self.limits = limits or ChatLimits()
         self.clock = clock
+        # Requests granted but not answered yet. Telegram counts a request when it arrives:
+        # a slow network (or a Telegram that stalls) delivers granted requests in a bunch,
+        # and this many at most.
+        self.max_in_flight = max_in_flight
+        self._in_flight = 0
         self._waiting: list[_Ticket] = []  # sorted by (priority, seq)
         self._chats: dict[int | str, _Chat] = {}
         self._seq = itertools.count()
@@ -258,6 +264,8 @@ class Outbox:
             raise
 
     def release(self, chat_id: int | str) -> None:
+        self._in_flight -= 1
+        self._wake.set()
         chat = self._chats.get(chat_id)
         if chat is None:
             return
@@ -314,6 +322,8 @@ class Outbox:
     def _next(self) -> tuple[_Ticket | None, float]:
         """The most urgent ticket whose chat can take a request now, else the seconds until
         one can."""
+        if self._in_flight >= self.max_in_flight:
+            return None, 60.0  # until a request in flight is answered
         now = self.clock()
         soonest = 60.0
         for ticket in self._waiting:
@@ -353,6 +363,7 @@ class Outbox:
             chat = self._chats[ticket.chat_id]
             chat.waiting -= 1
             chat.busy = True
+            self._in_flight += 1
             chat.tokens -= ticket.cost
             self._debt += ticket.cost - 1
             if self.record:

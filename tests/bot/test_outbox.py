@@ -17,6 +17,7 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from bot.telegram.middlewares import RetryAfterMiddleware
 from bot.telegram.outbox import ChatLimits, Outbox, Priority, TokenBucket, sending_as
+from bot.telegram.progress import PacedEditor
 from tests.bot.harness import BOT_USERNAME
 from tests.fakes.telegram_api import ApiCall, Chat, FloodLimits, TelegramFake
 
@@ -175,3 +176,27 @@ async def test_chat_actions_only_from_spare_budget() -> None:
             )
     assert len(tg.chat_actions) == 1
     assert sum(len(tg.messages(c)) for c in chats) == 6
+
+
+async def test_progress_text_is_rendered_only_for_edits_that_go_out() -> None:
+    async with TelegramFake(bot_username=BOT_USERNAME, flood=FloodLimits.off()) as tg:
+        chat = tg.private_chat(tg.user("Ann"))
+        renders = 0
+
+        def render() -> str:
+            nonlocal renders
+            renders += 1
+            return f"step {renders}"
+
+        async with bot_on(tg) as bot:
+            editor = await PacedEditor.send(bot, chat.id, "working…", interval=0.05)
+            for _ in range(30):  # a stream's deltas in 30 bursts of 10
+                for _ in range(10):
+                    editor.update(render, None)
+                await asyncio.sleep(0.01)
+            await editor.finish("done")
+        [message] = tg.messages(chat)
+        edits = [v.text for v in tg.edits_of(message)]
+    assert edits[-1] == "done"
+    assert renders == len(edits) - 1  # one render per edit sent (the last is the final text)
+    assert renders <= 30  # at most one per burst of updates, never one per update
