@@ -33,6 +33,7 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
@@ -50,6 +51,11 @@ from aiogram.methods import (
     SendMessageDraft,
     TelegramMethod,
 )
+
+
+log = logging.getLogger(__name__)
+
+SLOW_REPLY = 1.0  # seconds: a reply to a person that waited longer is logged
 
 
 class Priority(IntEnum):
@@ -254,8 +260,19 @@ class Outbox:
         bisect.insort(self._waiting, ticket, key=lambda t: t.order)
         self._chat(chat_id).waiting += 1
         self._kick(loop)
+        asked = self.clock()
         try:
-            return await ticket.future
+            granted = await ticket.future
+            waited = self.clock() - asked
+            if priority is Priority.INTERACTIVE and waited > SLOW_REPLY:
+                log.info(
+                    "a reply to chat=%s waited %.1f s for its turn (%d waiting, %d in flight)",
+                    chat_id,
+                    waited,
+                    len(self._waiting),
+                    self._in_flight,
+                )
+            return granted
         except asyncio.CancelledError:
             if ticket.future.done() and not ticket.future.cancelled() and ticket.future.result():
                 self.release(chat_id)  # granted just as the caller gave up
