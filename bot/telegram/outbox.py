@@ -52,7 +52,6 @@ from aiogram.methods import (
     TelegramMethod,
 )
 
-
 log = logging.getLogger(__name__)
 
 SLOW_REPLY = 1.0  # seconds: a reply to a person that waited longer is logged
@@ -318,6 +317,7 @@ class Outbox:
 
     def _drop(self, ticket: _Ticket) -> None:
         self._waiting.remove(ticket)
+        self._wake.set()
         chat = self._chats.get(ticket.chat_id)
         if chat is not None:
             chat.waiting -= 1
@@ -325,11 +325,18 @@ class Outbox:
                 del self._chats[ticket.chat_id]
 
     def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._wake.set()
-        if self._task is None or self._task.done() or self._loop is not loop:
+        if self._loop is not loop:  # a new event loop: what the old one left is void
+            self._waiting = [t for t in self._waiting if t.future.get_loop() is loop]
+            self._chats.clear()
+            for ticket in self._waiting:
+                self._chat(ticket.chat_id).waiting += 1
+            self._in_flight = 0
+            self._debt = 0
             self._loop = loop
             self._wake = asyncio.Event()
-            self._wake.set()
+            self._task = None
+        self._wake.set()
+        if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(), name="outbox")
 
     async def _sleep(self, seconds: float) -> None:
