@@ -59,8 +59,8 @@ class TelegramSettings(BaseSettings):
     edit_interval_group: float = Field(default=3.0, ge=0)
     telegram_messages_per_second: float = Field(default=25.0, ge=0)  # 0: no overall pacing
 
-    _blank = field_validator("telegram_api_base", mode="before")(_blank_is_none)
-    _lowered = field_validator("default_language", mode="before")(_lower)
+    telegram_blank_is_none = field_validator("telegram_api_base", mode="before")(_blank_is_none)
+    telegram_lowered = field_validator("default_language", mode="before")(_lower)
 
 
 class ProviderSettings(BaseSettings):
@@ -76,7 +76,7 @@ class ProviderSettings(BaseSettings):
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     system_prompt_file: Path | None = None
 
-    _blank = field_validator(
+    provider_blank_is_none = field_validator(
         "llm_base_url",
         "yandex_folder_id",
         "yandex_api_key",
@@ -84,7 +84,7 @@ class ProviderSettings(BaseSettings):
         "system_prompt_file",
         mode="before",
     )(_blank_is_none)
-    _lowered = field_validator("llm_provider", mode="before")(_lower)
+    provider_lowered = field_validator("llm_provider", mode="before")(_lower)
 
     @property
     def llm_model(self) -> str:
@@ -113,7 +113,7 @@ class StateSettings(BaseSettings):
     data_dir: Path = Path("./data")
     redis_url: SecretStr | None = None
 
-    _blank = field_validator("redis_url", mode="before")(_blank_is_none)
+    state_blank_is_none = field_validator("redis_url", mode="before")(_blank_is_none)
 
 
 class AnalysisSettings(BaseSettings):
@@ -171,9 +171,9 @@ class RunSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    _blank = field_validator("webhook_url", "health_port", "webhook_secret", mode="before")(
-        _blank_is_none
-    )
+    run_blank_is_none = field_validator(
+        "webhook_url", "health_port", "webhook_secret", mode="before"
+    )(_blank_is_none)
 
     @field_validator("log_level", mode="before")
     @classmethod
