@@ -228,12 +228,7 @@ class HostedInterpreter:
                 stream = await self._client.responses.create(**params)
             except openai.APIError as error:
                 if background and self._background == "auto" and _refuses_background(error):
-                    self._background_refused = True
-                    logger.warning(
-                        "the provider refuses background mode (%s); turns run without it from "
-                        "now on, and a cancel only closes the stream",
-                        describe(error),
-                    )
+                    self._refuse_background(describe(error))
                     continue
                 if previous and not context_reset and _chain_is_gone(error):
                     previous, context_reset = self._fresh_chain(turn, describe(error))
@@ -254,9 +249,12 @@ class HostedInterpreter:
                 return turn.failed(failure_reason(error), describe(error))
 
             try:
-                await self._consume(turn, stream, acc)
+                cut = await self._consume(turn, stream, acc)
                 if acc.status == "running":
-                    await self._recover_silent_end(turn, acc)
+                    if background and acc.events_seen == 0 and self._background == "auto":
+                        # A provider that takes the parameter but streams nothing with it.
+                        self._refuse_background("a background stream carried no events")
+                    await self._recover_silent_end(turn, acc, cut)
             finally:
                 if background and acc.response_id and not acc.settled:
                     # Closing a background response's stream does not stop it: cancel it, so
@@ -285,6 +283,14 @@ class HostedInterpreter:
         )
         turn.chain_gone = True
         return None, True
+
+    def _refuse_background(self, why: str) -> None:
+        self._background_refused = True
+        logger.warning(
+            "background mode does not work with this provider (%s); turns run without it from "
+            "now on, and a cancel only closes the stream",
+            why,
+        )
 
     def _use_background(self) -> bool:
         if self._background == "auto":
@@ -362,7 +368,9 @@ class HostedInterpreter:
         except TimeoutError:
             logger.warning("%s took over %gs; given up", what, CLEANUP_SECONDS)
 
-    async def _consume(self, turn: Turn, stream: Any, acc: TurnAccumulator) -> None:
+    async def _consume(self, turn: Turn, stream: Any, acc: TurnAccumulator) -> str:
+        """Feed the stream to `acc` and emit what it makes of it. Returns how the stream ended
+        when it ended without a terminal event (the response may still finish server-side)."""
         try:
             async for event in stream:
                 for out in acc.feed(event):
@@ -372,18 +380,19 @@ class HostedInterpreter:
                 if acc.terminal:
                     break
         except openai.APIConnectionError as error:  # includes a read timeout
-            acc.mark_interrupted(describe(error))
+            return f"the stream broke after {acc.events_seen} events: {describe(error)}"
         except openai.APIError as error:  # a data object with a top-level "error" key
             acc.mark_failed(getattr(error, "code", None), describe(error))
         except ValueError as error:  # malformed SSE data
-            acc.mark_interrupted(f"malformed stream: {error}")
+            return f"malformed stream after {acc.events_seen} events: {error}"
         finally:
             try:
                 await stream.close()
             except Exception as error:  # closing is best effort
                 logger.debug("closing the stream failed: %s", error)
+        return f"the stream ended after {acc.events_seen} events without completion"
 
-    async def _recover_silent_end(self, turn: Turn, acc: TurnAccumulator) -> None:
+    async def _recover_silent_end(self, turn: Turn, acc: TurnAccumulator, cut: str) -> None:
         """The stream ended without a terminal event: the response may have completed, or still
         be running server-side. Retrieve it (with backoff, at most `max_polls` times) until it
         reaches a terminal status; only then is the turn given up as interrupted."""
@@ -407,7 +416,7 @@ class HostedInterpreter:
                     for out in settled:
                         turn.emit(out)
                     return
-        acc.mark_interrupted(f"stream ended after {acc.events_seen} events without completion")
+        acc.mark_interrupted(cut)
 
     async def _backoff(
         self, turn: Turn, attempt: int, error: BaseException | None, why: str

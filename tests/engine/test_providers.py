@@ -343,3 +343,32 @@ async def test_a_failing_consumer_leaving_async_with_frees_the_slot_at_once(
     assert task_b is not None
     assert finished(await asyncio.wait_for(task_b, 5)).text == "B"
     assert openai_fake.cancelled == [run_a.outcome.response_id if run_a.outcome else ""]
+
+
+async def test_a_broken_connection_is_recovered_by_retrieving_the_response(
+    openai_fake: ResponsesFake, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    openai_fake.enqueue(answer_one().drop(after=COMPLETED - 3, completes_after=2))
+    engine = make_engine(openai_fake)
+    result = finished(await collect(engine.run(TurnRequest("q", [make_data_file(tmp_path)]))))
+    assert result.text == "The answer is 1."
+    assert len(openai_fake.response_requests()) == 1
+    assert openai_fake.cancelled == []
+
+
+async def test_background_mode_that_streams_nothing_is_dropped_and_the_turn_re_sent(
+    yandex_fake: ResponsesFake, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    # Unknown provider behaviour guarded against: `background` accepted, `stream` ignored (the
+    # body is not an event stream, so not even the response id is known: the turn is re-sent).
+    yandex_fake.background_ignores_stream = True
+    yandex_fake.enqueue(answer_one(), answer_one(), Scenario().text("two"))
+    engine = make_engine(yandex_fake)
+    data_file = make_data_file(tmp_path)
+    first = finished(await collect(engine.run(TurnRequest("one", [data_file]))))
+    assert first.text == "The answer is 1."
+    assert first.code_steps[0].logs == "1\n"
+    second = finished(await collect(engine.run(TurnRequest("two", [data_file]))))
+    assert second.text == "two"
+    sent = [r.json.get("background") for r in yandex_fake.response_requests()]
+    assert sent == [True, None, None]

@@ -34,7 +34,8 @@ Endpoints (under `/v1`):
   `include[]=code_interpreter_call.outputs`, as on create); `POST /responses/{id}/cancel` (only a
   response created with `background=true`, else 400, as OpenAI documents; recorded in
   `fake.cancelled`). `background=true` is refused with a 400 naming `background` when
-  `fake.refuse_background` is set.
+  `fake.refuse_background` is set, and answered with plain JSON (no stream; the response
+  finishes by the second GET) when `fake.background_ignores_stream` is set.
 
 Request checks, as the real services do: an unknown `previous_response_id` → 400
 (`param="previous_response_id"`); a previous response whose container was expired with
@@ -58,7 +59,8 @@ Scenario builder (each method returns the scenario):
   `.fail(code=, message=)` (`response.failed`), `.incomplete(reason)`, `.cut(after=N,
   stored_status="in_progress", completes_after=None)` (end the stream cleanly after N events; with
   `completes_after=K` the stored response turns into the finished one at the K-th
-  `GET /responses/{id}`, as a response still running server-side would), `.stall(after=N,
+  `GET /responses/{id}`, as a response still running server-side would), `.drop(after=N,
+  completes_after=None)` (break the connection instead), `.stall(after=N,
   seconds=None, gate=None)` (stop sending until the gate is set, the time passes or the client
   disconnects), `.without_stream_annotations()` (citations only visible via `GET /responses/{id}`);
 - `Scenario.replay(path, files={filename: bytes}, fix=None)` replays an SSE transcript verbatim
@@ -212,6 +214,7 @@ class Scenario:
         self.cut_after: int | None = None
         self.cut_stored_status = "in_progress"
         self.cut_completes_after: int | None = None
+        self.drop_after: int | None = None
         self.stall_after: int | None = None
         self.stall_seconds: float | None = None
         self.stall_gate: asyncio.Event | None = None
@@ -300,6 +303,13 @@ class Scenario:
         self.cut_completes_after = completes_after
         return self
 
+    def drop(self, *, after: int, completes_after: int | None = None) -> Scenario:
+        """Break the connection after `after` events (no clean end of the chunked body), as a
+        network failure would; `completes_after` as for `cut`."""
+        self.drop_after = after
+        self.cut_completes_after = completes_after
+        return self
+
     def stall(
         self, *, after: int, seconds: float | None = None, gate: asyncio.Event | None = None
     ) -> Scenario:
@@ -376,6 +386,7 @@ class ResponsesFake:
         self.cancelled: list[str] = []
         self.retrieves: list[str] = []
         self.refuse_background = False
+        self.background_ignores_stream = False
         self._completions: dict[str, tuple[int, dict[str, Any]]] = {}
         self.errors: list[str] = []
         self.upload_gate: asyncio.Event | None = None
@@ -775,7 +786,22 @@ class ResponsesFake:
             self.scenarios.popleft()
         if scenario.raw_blocks is not None:
             return await self._replay(request, scenario)
+        if body.get("background") and self.background_ignores_stream:
+            return self._background_json(body, scenario)
         return await self._stream(request, body, scenario)
+
+    def _background_json(self, body: dict[str, Any], scenario: Scenario) -> web.Response:
+        """A provider that takes `background` but then ignores `stream`: a queued Response as
+        JSON; it has finished by the second `GET /responses/{id}`."""
+        response_id = f"resp_{self._next():06d}"
+        container = self._container_for(body)
+        self.response_containers[response_id] = container
+        _, _, full_output = self._build(body, scenario, response_id, container)
+        queued = self._response(response_id, body, "queued", [])
+        self.responses[response_id] = queued
+        final = self._response(response_id, body, scenario.terminal, full_output, scenario)
+        self._completions[response_id] = (2, final)
+        return web.json_response(self._validated(Response, queued))
 
     # ---- building a turn ------------------------------------------------------------------
 
@@ -1070,6 +1096,15 @@ class ResponsesFake:
                             stored_final,
                         )
                     await sse.write_eof()
+                    return sse
+                if scenario.drop_after == position:
+                    if scenario.cut_completes_after is not None:
+                        self._completions[response_id] = (
+                            scenario.cut_completes_after,
+                            stored_final,
+                        )
+                    if request.transport is not None:
+                        request.transport.abort()
                     return sse
                 if scenario.stall_after == position:
                     await self._wait(
