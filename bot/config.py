@@ -74,6 +74,7 @@ class ProviderSettings(BaseSettings):
     openai_model: str = "gpt-4.1"
     llm_base_url: str | None = None
     llm_max_retries: int = Field(default=3, ge=0, le=10)
+    llm_background: Literal["auto", "on", "off"] = "auto"
     system_prompt_file: Path | None = None
 
     provider_blank_is_none = field_validator(
@@ -84,7 +85,7 @@ class ProviderSettings(BaseSettings):
         "system_prompt_file",
         mode="before",
     )(_blank_is_none)
-    provider_lowered = field_validator("llm_provider", mode="before")(_lower)
+    provider_lowered = field_validator("llm_provider", "llm_background", mode="before")(_lower)
 
     @property
     def llm_model(self) -> str:
