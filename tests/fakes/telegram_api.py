@@ -1219,6 +1219,8 @@ class TelegramFake:
         flood: FloodLimits | None = None,
         require_https_webhook: bool = False,
         webhook_retry_delay: float = 0.2,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         bot_id, sep, _ = token.partition(":")
         if not sep or not bot_id.isdigit():
@@ -1267,7 +1269,8 @@ class TelegramFake:
         self._client: ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._local_dir: Path | None = None
-        self._port = 0
+        self._host = host
+        self._port = port
         self._handlers: dict[str, Callable[[_Args], Any]] = {
             "getme": self._get_me,
             "getupdates": self._get_updates,
@@ -1309,7 +1312,7 @@ class TelegramFake:
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
         self._port = self._runner.addresses[0][1]
         if self.local_mode:
