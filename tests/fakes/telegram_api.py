@@ -52,6 +52,11 @@ Waiting (woken by every request and every change, no sleeps):
     ``await tg.wait_for_call("sendPhoto", predicate=None)``.
 Fault injection: ``tg.refuse_next("sendMessage", "can't parse entities: ...", when=lambda call:
 ...)`` answers the next matching call with that 400, for refusals the fake does not model.
+Faults after the fact (the request WAS executed, the client cannot know):
+``tg.fail_after_executing("sendMessage", status=500, when=None)`` answers the next matching call
+with a 5xx after carrying it out; ``tg.answer_late("sendMessage", seconds, when=None)`` carries it
+out and holds the answer back (beyond the client's timeout, the client gives up). Each such call
+is listed in ``tg.executed_despite_error``.
 Flood control: token buckets per chat and one global (``FloodLimits``); set ``tg.flood =
 FloodLimits.strict()``, ``FloodLimits.off()`` or ``FloodLimits(private_burst=..., ...)``. The
 penalty does not grow with violations (Telegram's sometimes does).
@@ -1248,6 +1253,8 @@ class TelegramFake:
         self.html_warnings: list[str] = []
         self.unhandled_methods: list[str] = []
         self._refusals: list[tuple[str, str, Callable[[ApiCall], bool] | None]] = []
+        self._after_faults: list[tuple[str, int, float, Callable[[ApiCall], bool] | None]] = []
+        self.executed_despite_error: list[ApiCall] = []
         self.webhook_deliveries: list[WebhookDelivery] = []
         self.dropped_updates: list[dict[str, Any]] = []
 
@@ -1714,8 +1721,42 @@ class TelegramFake:
         call = ApiCall(method, params, files, time.monotonic())
         (self.polls if method.lower() == "getupdates" else self.calls).append(call)
         self._signal.notify()
+        fault = self._take_after_fault(call)
         body = await self._execute(call)
+        if fault is not None and call.ok:
+            status, delay = fault
+            self.executed_despite_error.append(call)
+            if delay:
+                await asyncio.sleep(delay)  # the client has given up by now
+            if status:
+                description = "Internal Server Error" if status == 500 else "Bad Gateway"
+                call.status = status
+                call.response = {"ok": False, "error_code": status, "description": description}
+                body = call.response
+            self._signal.notify()
         return web.json_response(body, status=call.status or 200)
+
+    def fail_after_executing(
+        self, method: str, status: int = 500, when: Callable[[ApiCall], bool] | None = None
+    ) -> None:
+        """Fault injection: the next matching call is carried out (a message is sent), then
+        answered with a 5xx, as when Telegram's front end loses the backend's answer."""
+        self._after_faults.append((method.lower(), status, 0.0, when))
+
+    def answer_late(
+        self, method: str, seconds: float, when: Callable[[ApiCall], bool] | None = None
+    ) -> None:
+        """Fault injection: the next matching call is carried out at once and answered only
+        after ``seconds`` (make it longer than the client's timeout)."""
+        self._after_faults.append((method.lower(), 0, seconds, when))
+
+    def _take_after_fault(self, call: ApiCall) -> tuple[int, float] | None:
+        name = call.method.lower()
+        for index, (method, status, delay, when) in enumerate(self._after_faults):
+            if method == name and (when is None or when(call)):
+                del self._after_faults[index]
+                return status, delay
+        return None
 
     async def _read_request(
         self, request: web.Request
