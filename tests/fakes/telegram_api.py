@@ -2501,3 +2501,27 @@ async def polling(dp: Dispatcher, bot: Bot, tg: TelegramFake, **kwargs: Any) -> 
             with contextlib.suppress(RuntimeError):
                 await dp.stop_polling()
         await task
+
+
+async def _serve(host: str, port: int, token: str) -> None:  # pragma: no cover - manual use
+    """Serve the fake until interrupted, logging each call: for trying the bot by hand (or in
+    a container: `--host 0.0.0.0`)."""
+    async with TelegramFake(token, host=host, port=port) as tg:
+        print(f"fake Telegram on {host}:{tg._port} token {token}", flush=True)
+        seen = 0
+        while True:
+            await asyncio.sleep(0.5)
+            for call in tg.calls[seen:]:
+                print(f"call {call!r}", flush=True)
+            seen = len(tg.calls)
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the Telegram Bot API fake.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default=DEFAULT_TOKEN)
+    options = parser.parse_args()
+    asyncio.run(_serve(options.host, options.port, options.token))
