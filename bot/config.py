@@ -112,9 +112,12 @@ class StateSettings(BaseSettings):
     """Where state lives: files and SQLite under DATA_DIR, or Redis."""
 
     data_dir: Path = Path("./data")
+    datasets_dir: Path | None = None  # the demo datasets (catalog.json); None: the bundled ones
     redis_url: SecretStr | None = None
 
-    state_blank_is_none = field_validator("redis_url", mode="before")(_blank_is_none)
+    state_blank_is_none = field_validator("redis_url", "datasets_dir", mode="before")(
+        _blank_is_none
+    )
 
 
 class AnalysisSettings(BaseSettings):
