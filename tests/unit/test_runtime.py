@@ -83,3 +83,27 @@ async def test_a_stop_during_the_backoff_ends_it_at_once() -> None:
         )
     assert attempts == 1
     assert loop.time() - started < 5  # not after the 30 s backoff
+
+
+async def test_a_task_that_swallows_a_cancel_is_still_stopped() -> None:
+    """As Python 3.11's wait_for does (inside redis-py's pool) when a cancel meets the end of
+    its wait: the shutdown must not hang on such a task (housekeeping sleeps a minute)."""
+    from bot.telegram.runners.common import cancel_and_wait
+
+    swallowed = asyncio.Event()
+
+    async def housekeeping() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            swallowed.set()  # lost, as in the race
+        await asyncio.sleep(60)
+
+    task = asyncio.create_task(housekeeping())
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await cancel_and_wait(task)
+    assert swallowed.is_set()
+    assert task.cancelled()
+    assert loop.time() - started < 5

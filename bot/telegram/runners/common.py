@@ -6,7 +6,6 @@ endpoint; stop."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -55,6 +54,23 @@ def health_app(services: Services) -> web.Application:
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     return app
+
+
+async def cancel_and_wait(task: asyncio.Task[Any], give_up_after: float = 10.0) -> None:
+    """Cancel `task` and wait for it to end, cancelling again while it goes on: on Python 3.11
+    `asyncio.wait_for` (inside redis-py's connection pool, for one) can swallow a cancellation
+    that arrives as its inner wait completes, and the task would then sleep on (housekeeping:
+    a minute) with the shutdown waiting for it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + give_up_after
+    while not task.done() and loop.time() < deadline:
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.2)
+    if not task.done():
+        log.warning("%s did not stop when cancelled", task.get_name())
+        return
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("%s failed", task.get_name(), exc_info=task.exception())
 
 
 class InFlightUpdates(BaseMiddleware):
@@ -157,15 +173,15 @@ class BotRunner:
         await register_commands(bot, self.settings.default_language)
         if self._owns_process:
             self.runtime.freeze_startup_objects()
-        self._housekeeping = asyncio.create_task(self.housekeeper.run_forever())
+        self._housekeeping = asyncio.create_task(
+            self.housekeeper.run_forever(), name="housekeeping"
+        )
 
     async def _on_shutdown(self) -> None:
         """No more updates are taken (emitted when polling ends or the webhook server is
         closed); what is still running is drained by `_drain` afterwards."""
         if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+            await cancel_and_wait(self._housekeeping)
             self._housekeeping = None
 
     async def _drain(self) -> None:
