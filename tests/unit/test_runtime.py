@@ -88,7 +88,7 @@ async def test_a_stop_during_the_backoff_ends_it_at_once() -> None:
 async def test_a_task_that_swallows_a_cancel_is_still_stopped() -> None:
     """As Python 3.11's wait_for does (inside redis-py's pool) when a cancel meets the end of
     its wait: the shutdown must not hang on such a task (housekeeping sleeps a minute)."""
-    from bot.telegram.runners.common import cancel_and_wait
+    from bot.common import cancel_and_wait
 
     swallowed = asyncio.Event()
 
