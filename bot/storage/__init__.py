@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 from bot.storage.base import (
     DATASET_SCOPE,
+    FOLLOW_UPS_KEPT,
     ActiveAnalysis,
     Conversation,
+    FollowUps,
     QuotaCheck,
     Store,
     StoredFile,
@@ -25,8 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATASET_SCOPE",
+    "FOLLOW_UPS_KEPT",
     "ActiveAnalysis",
     "Conversation",
+    "FollowUps",
     "LocalFileStore",
     "QuotaCheck",
     "RedisStore",
