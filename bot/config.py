@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     edit_interval_private: float = Field(default=1.0, ge=0)
     edit_interval_group: float = Field(default=3.0, ge=0)
     telegram_messages_per_second: float = Field(default=25.0, ge=0)  # 0: no overall pacing
+    rich_answers: Literal["off", "auto"] = "off"
 
     # Running
     webhook_url: str | None = None
