@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from bot.engine.types import Artifact, CodeStep, DataFile, Usage
 
@@ -63,7 +64,17 @@ class ReportContent:
 _md = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable(
     ["table", "strikethrough"]
 )
-_md.disable("image")  # a picture from the web would be an external resource
+
+
+def _image_as_link(self: object, tokens: Sequence[Token], idx: int, *_: object) -> str:
+    """A picture from the web would be an external resource: it becomes a link."""
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    alt = "".join(child.content for child in token.children or ()) or src
+    return f'<a href="{_e(src)}">🖼 {_e(alt)}</a>'
+
+
+_md.add_render_rule("image", _image_as_link)
 
 
 def _e(text: object) -> str:
@@ -90,6 +101,7 @@ border-bottom:1px solid var(--line);padding-bottom:4px}
 .question{background:var(--card);border-left:4px solid var(--accent);padding:12px 14px;
 border-radius:6px;white-space:pre-wrap;overflow-wrap:anywhere}
 .answer{overflow-wrap:anywhere}
+.answer h1,.answer h2,.answer h3{font-size:1.05em;border:none;margin:20px 0 6px;padding:0}
 .table-wrap,.answer table{display:block;overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:12px 0;font-size:.95em}
 th,td{border:1px solid var(--line);padding:6px 10px;text-align:left;vertical-align:top}
@@ -149,8 +161,8 @@ def build_report(content: ReportContent, labels: ReportLabels) -> str:
                 f"{_e(L.took)}: {_e(content.elapsed)}",
                 _e(
                     L.tokens.format(
-                        input=f"{usage.input_tokens:,}".replace(",", " "),
-                        output=f"{usage.output_tokens:,}".replace(",", " "),
+                        input=f"{usage.input_tokens:,}".replace(",", "\u00a0"),
+                        output=f"{usage.output_tokens:,}".replace(",", "\u00a0"),
                     )
                 ),
             ]

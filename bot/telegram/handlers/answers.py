@@ -35,9 +35,7 @@ async def follow_up(
         return
     await answer.send()  # before the analysis: the button's spinner stops now
     # Shown as asked, so the chat reads like a conversation (and a group sees who asked).
-    asked = await message.answer(
-        f"❓ {html.escape(question, quote=False)}", message_thread_id=thread_of(message)
-    )
+    asked = await message.answer(f"❓ {html.escape(question, quote=False)}")
     asker = Asker.of(asked, query.from_user.id, t, is_admin)
     await analyst.run(bot, asker, question)
 
