@@ -4,7 +4,8 @@
   instance; buttons carry only the analysis id and an index, within Telegram's 64 bytes);
 - its report, an HTML file written at answer time into the chat's folder as
   `<DATA_DIR>/files/<chat>/.reports/<analysis id>.html`. It goes with the chat's other
-  files: /reset and the retention of idle chats remove the whole folder.
+  files: /reset and the retention of idle chats remove the whole folder, and a chat keeps
+  only its newest `REPORTS_KEPT` reports.
 
 An analysis id in a button is checked before it names a path (buttons can be forged).
 """
@@ -29,6 +30,7 @@ from bot.storage.files import LocalFileStore
 log = logging.getLogger(__name__)
 
 REPORTS_DIR = ".reports"  # a leading dot: no stored data file can take this name
+REPORTS_KEPT = 20  # per chat, the newest (as many as follow-up sets: FOLLOW_UPS_KEPT)
 _ANALYSIS_ID = re.compile(r"[0-9a-f]{1,32}")
 
 
@@ -121,3 +123,13 @@ def _write_report(path: Path, content: ReportContent, labels: ReportLabels) -> N
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+    reports = sorted(path.parent.glob("*.html"), key=_mtime, reverse=True)
+    for old in reports[REPORTS_KEPT:]:
+        old.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0

@@ -4,11 +4,12 @@ nothing."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.engine.types import Artifact, CodeStep, TurnResult, Usage
-from bot.services.answers import Answers
+from bot.services.answers import REPORTS_KEPT, Answers
 from bot.telegram.extras import report_labels
 from bot.telegram.i18n import translator
 from tests.bot.harness import SALES_CSV, png
@@ -69,6 +70,24 @@ async def test_reports_and_follow_ups_go_with_the_chats_files(
     await housekeeper(services).expire_idle_chats(now=later + RETENTION)
     assert await answers.report(2, "d4e5f6") is None
     assert not (tmp_path / "data" / "files" / "2").exists()
+
+
+async def test_a_chat_keeps_its_newest_reports(make_services: ServicesFactory) -> None:
+    services = await make_services()
+    await add_upload(services, 1, "sales.csv", SALES_CSV)
+    ids = [f"{n:06x}" for n in range(REPORTS_KEPT)]
+    for analysis_id in ids:
+        await keep(services.answers, 1, analysis_id)
+        path = services.answers.report_path(1, analysis_id)
+        assert path is not None
+        stamp = 1_700_000_000 + int(analysis_id, 16)  # distinct times, oldest first
+        os.utime(path, (stamp, stamp))
+    await keep(services.answers, 1, "fffffe")
+    await keep(services.answers, 1, "ffffff")
+    assert await services.answers.report(1, ids[0]) is None
+    assert await services.answers.report(1, ids[1]) is None
+    assert await services.answers.report(1, ids[2]) is not None
+    assert await services.answers.report(1, "ffffff") is not None
 
 
 async def test_a_forged_button_names_no_path(make_services: ServicesFactory) -> None:
