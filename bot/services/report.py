@@ -81,8 +81,9 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _data_uri(artifact: Artifact) -> str:
-    return f"data:{artifact.mime_type};base64,{base64.b64encode(artifact.data).decode('ascii')}"
+def _data_uri(artifact: Artifact, mime_type: str | None = None) -> str:
+    encoded = base64.b64encode(artifact.data).decode("ascii")
+    return f"data:{mime_type or artifact.mime_type};base64,{encoded}"
 
 
 _CSS = """
@@ -186,7 +187,9 @@ def build_report(content: ReportContent, labels: ReportLabels) -> str:
             size = _size(len(artifact.data))
             if len(artifact.data) <= MAX_EMBEDDED_FILE_BYTES:
                 parts.append(
-                    f'<li><a download="{_e(artifact.name)}" href="{_data_uri(artifact)}">'
+                    # as bytes to save, never as a page to open (it came from the model)
+                    f'<li><a download="{_e(artifact.name)}" '
+                    f'href="{_data_uri(artifact, "application/octet-stream")}">'
                     f"{_e(artifact.name)}</a> ({size})</li>"
                 )
             else:
