@@ -78,25 +78,33 @@ async def test_settings_persist_across_a_restart_and_shape_the_delivery(tmp_path
         prefs = await world.services.preferences.of(chat.id)
         assert (prefs.code_file, prefs.progress_code, prefs.rich_answers) == (False, False, True)
 
-        llm.enqueue(answer("East leads."))
+        # The model stops while the code is written: the progress message says so, without it.
+        gate = asyncio.Event()
+        code = "print(df.revenue.sum())"
+        llm.enqueue(
+            Scenario().code(code, logs="5260\n").text("East leads.").stall(after=7, gate=gate)
+        )
         progress = await ask(tg, chat, ann, "Who leads?")
+        await tg.wait_for(lambda: "Writing code (step 1)" in (progress.text or ""), timeout=WAIT)
+        await asyncio.sleep(0.5)  # more than the edit interval: a code edit would have come
+        gate.set()
         found = await tg.wait_for_message(
             chat, predicate=lambda m: m.content.startswith("East leads.")
         )
         await finished(tg, chat, progress)
-        await asyncio.sleep(0.3)  # anything still on its way (the code file would be) arrives
-        assert "analysis_code.py" not in [d.filename for d in tg.sent_documents]
         shown = [v.text or "" for v in tg.edits_of(progress)]
-        assert shown
-        assert not any("print(df.revenue.sum())" in text for text in shown)
+        assert not any(code in text for text in shown)
         assert found.text == "East leads."
 
         # The code file comes back when switched on again.
         assert await pressed(tg, menu, "🧾 Code file: off") == "Saved"
-        await asyncio.sleep(0)
         llm.enqueue(answer("West second."))
         await ask(tg, chat, ann, "Who is second?")
-        await answered(tg, chat, "West second.")  # waits for analysis_code.py
+        second = await answered(tg, chat, "West second.")  # waits for analysis_code.py
+        # ...which is the only one: the first answer, long over, came without it.
+        code_files = [d for d in tg.sent_documents if d.filename == "analysis_code.py"]
+        assert len(code_files) == 1
+        assert code_files[0].message_id > second.message_id
 
 
 async def test_private_language_is_the_persons_language(tmp_path: Path) -> None:
