@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.types import Message
+from aiogram.types import InlineKeyboardMarkup, Message
 from aiogram.utils.chat_action import ChatActionSender
 
 from bot.catalog import Catalog
@@ -20,8 +20,11 @@ from bot.services.analysis import (
     AnalysisService,
     RefusalReason,
 )
+from bot.services.answers import Answers
+from bot.services.preferences import ChatPreferences, Preferences
 from bot.storage.base import ActiveAnalysis
 from bot.telegram import keyboards
+from bot.telegram.extras import keep_answer
 from bot.telegram.i18n import Translator, translator
 from bot.telegram.progress import PacedEditor, ProgressView, format_elapsed
 from bot.telegram.render import Destination, send_answer, send_artifacts
@@ -79,10 +82,19 @@ class Analyst:
     """Runs an analysis as the chat sees it. One per dispatcher; handlers get it as
     `analyst` and call `await analyst.run(bot, asker, question)`."""
 
-    def __init__(self, analyses: AnalysisService, catalog: Catalog, settings: Settings) -> None:
+    def __init__(
+        self,
+        analyses: AnalysisService,
+        catalog: Catalog,
+        settings: Settings,
+        preferences: Preferences,
+        answers: Answers,
+    ) -> None:
         self.analyses = analyses
         self.catalog = catalog
         self.settings = settings
+        self.preferences = preferences
+        self.answers = answers
 
     async def run(self, bot: Bot, asker: Asker, question: str) -> None:
         t = asker.t
@@ -95,24 +107,27 @@ class Analyst:
             thread_id=asker.thread_id,
             is_admin=asker.is_admin,
         )
+        prefs = await self.preferences.of(asker.chat_id)
         try:
             async with self.analyses.begin(request) as analysis:
-                seen = await self._follow(bot, asker, analysis)
+                seen = await self._follow(bot, asker, analysis, prefs)
         except AnalysisRefused as refusal:
             await _refuse(bot, to, refusal, asker, self.catalog)
             return
         # Delivered once the analysis is closed: its usage and response id are saved and the
         # chat is free, so a follow-up asked the moment the answer shows is taken.
         if not analysis.interrupted_by_shutdown:  # else reported after the restart
-            await self._conclude(bot, to, t, analysis, seen)
+            await self._conclude(bot, to, t, analysis, seen, prefs)
 
-    async def _follow(self, bot: Bot, asker: Asker, analysis: Analysis) -> _Seen:
+    async def _follow(
+        self, bot: Bot, asker: Asker, analysis: Analysis, prefs: ChatPreferences
+    ) -> _Seen:
         """Show the analysis live in one progress message until its terminal event."""
         t = asker.t
         settings = self.settings
         interval = settings.edit_interval_group if asker.group else settings.edit_interval_private
         cancel_markup = keyboards.cancel(t, analysis.id)
-        view = ProgressView(t)
+        view = ProgressView(t, show_code=prefs.progress_code)
         result: TurnResult | None = None
         failure: TurnFailed | None = None
         editor: PacedEditor | None = None
@@ -143,7 +158,13 @@ class Analyst:
         return _Seen(result, failure, editor)
 
     async def _conclude(
-        self, bot: Bot, to: Destination, t: Translator, analysis: Analysis, seen: _Seen
+        self,
+        bot: Bot,
+        to: Destination,
+        t: Translator,
+        analysis: Analysis,
+        seen: _Seen,
+        prefs: ChatPreferences,
     ) -> None:
         """Finish the progress message and send the answer, or say why there is none."""
         result, failure, editor = seen.result, seen.failure, seen.editor
@@ -157,7 +178,8 @@ class Analyst:
                 summary += "\n" + t("context-reset")
             if editor is not None:
                 await _quietly(editor.finish(summary))
-            await deliver(bot, to, result, t)
+            markup = await keep_answer(self.answers, t, analysis, result, elapsed)
+            await deliver(bot, to, result, t, code_file=prefs.code_file, markup=markup)
             return
         if editor is not None:
             cancelled = failure is not None and failure.reason is FailureReason.CANCELLED
@@ -173,13 +195,24 @@ class Analyst:
         )
 
 
-async def deliver(bot: Bot, to: Destination, result: TurnResult, t: Translator) -> None:
-    await send_answer(bot, to, result.text, t)
-    if result.artifacts or result.code_steps:
+async def deliver(
+    bot: Bot,
+    to: Destination,
+    result: TurnResult,
+    t: Translator,
+    *,
+    code_file: bool = True,
+    markup: InlineKeyboardMarkup | None = None,
+) -> None:
+    """The answer (with `markup`, the follow-up and report buttons, under it), its charts
+    and files, and the code file unless the chat turned it off in /settings."""
+    await send_answer(bot, to, result.text, t, markup=markup)
+    code_steps = result.code_steps if code_file else ()
+    if result.artifacts or code_steps:
         async with ChatActionSender.upload_photo(
             bot=bot, chat_id=to.chat_id, message_thread_id=to.thread_id
         ):
-            await send_artifacts(bot, to, result.artifacts, result.code_steps, t)
+            await send_artifacts(bot, to, result.artifacts, code_steps, t)
     if result.dropped_artifacts:
         await bot.send_message(
             to.chat_id,

@@ -62,8 +62,9 @@ def answer_preview(markdown: str) -> str:
 class ProgressView:
     """What the progress message says, derived from the events seen so far."""
 
-    def __init__(self, t: Translator) -> None:
+    def __init__(self, t: Translator, *, show_code: bool = True) -> None:
         self.t = t
+        self.show_code = show_code  # the chat's /settings choice
         self.status = t("progress-uploading")
         self.done_steps: list[int] = []
         self.code = ""
@@ -112,7 +113,7 @@ class ProgressView:
         lines = [self.t("progress-step-done", step=s) for s in self.done_steps[-5:]]
         lines.append(f"<b>{self.status}</b>")
         text = "\n".join(lines)
-        if self._mode == "code" and self.code.strip():
+        if self._mode == "code" and self.show_code and self.code.strip():
             tail = self.code.rstrip().splitlines()[-CODE_TAIL_LINES:]
             snippet = "\n".join(tail)[-CODE_TAIL_CHARS:]
             text += f'\n<pre><code class="language-python">{html.escape(snippet)}</code></pre>'
