@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     edit_interval_private: float = Field(default=1.0, ge=0)
     edit_interval_group: float = Field(default=3.0, ge=0)
     telegram_messages_per_second: float = Field(default=25.0, ge=0)  # 0: no overall pacing
+    # Answers as native rich messages (tables, formulas, charts inside) when they need it.
+    rich_answers: Literal["off", "auto"] = "off"
+    stream_drafts: bool = True  # stream the answer as a draft in private chats
 
     # Running
     webhook_url: str | None = None
@@ -117,7 +120,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("llm_provider", "default_language", mode="before")
+    @field_validator("llm_provider", "default_language", "rich_answers", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -12,7 +12,7 @@ from aiogram.utils.chat_action import ChatActionSender
 
 from bot.catalog import Catalog
 from bot.config import Settings
-from bot.engine.types import FailureReason, TurnFailed, TurnFinished, TurnResult
+from bot.engine.types import FailureReason, TextDelta, TurnFailed, TurnFinished, TurnResult
 from bot.services.analysis import (
     Analysis,
     AnalysisRefused,
@@ -22,9 +22,11 @@ from bot.services.analysis import (
 )
 from bot.storage.base import ActiveAnalysis
 from bot.telegram import keyboards
+from bot.telegram.drafts import DraftStreamer, analysis_id_of, draft_id_of
 from bot.telegram.i18n import Translator, translator
 from bot.telegram.progress import PacedEditor, ProgressView, format_elapsed
 from bot.telegram.render import Destination, send_answer, send_artifacts
+from bot.telegram.rich import send_rich_answer
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class _Seen:
     result: TurnResult | None
     failure: TurnFailed | None
     editor: PacedEditor | None
+    stopped: bool = False  # the user pressed the draft's stop button
 
 
 class Analyst:
@@ -83,6 +86,23 @@ class Analyst:
         self.analyses = analyses
         self.catalog = catalog
         self.settings = settings
+        self._drafts: dict[tuple[int, int], DraftStreamer] = {}  # (chat, draft id) → streamer
+
+    def rich_answers(self, asker: Asker) -> bool:
+        """Whether answers that need it may go out as rich messages in this chat: the one
+        place that decides (the deployment default today; a per-chat setting may override)."""
+        return self.settings.rich_answers == "auto"
+
+    async def stop_generation(self, chat_id: int, draft_id: int) -> bool:
+        """The user pressed the stop button of a draft: stop the drafts at once and cancel the
+        analysis like ⏹ Cancel (on whichever instance runs it). False when nothing ran."""
+        streamer = self._drafts.get((chat_id, draft_id))
+        if streamer is not None:
+            streamer.stop()
+        analysis_id = analysis_id_of(draft_id)
+        if analysis_id is None:
+            return False
+        return await self.analyses.cancel(chat_id, analysis_id)
 
     async def run(self, bot: Bot, asker: Asker, question: str) -> None:
         t = asker.t
@@ -104,7 +124,7 @@ class Analyst:
         # Delivered once the analysis is closed: its usage and response id are saved and the
         # chat is free, so a follow-up asked the moment the answer shows is taken.
         if not analysis.interrupted_by_shutdown:  # else reported after the restart
-            await self._conclude(bot, to, t, analysis, seen)
+            await self._conclude(bot, to, t, analysis, seen, rich=self.rich_answers(asker))
 
     async def _follow(self, bot: Bot, asker: Asker, analysis: Analysis) -> _Seen:
         """Show the analysis live in one progress message until its terminal event."""
@@ -116,6 +136,9 @@ class Analyst:
         result: TurnResult | None = None
         failure: TurnFailed | None = None
         editor: PacedEditor | None = None
+        streamer = self._streamer(bot, asker, analysis)
+        if streamer is not None:
+            view.show_answer = False  # the draft carries the prose, the progress the steps
         try:
             editor = await PacedEditor.send(
                 bot,
@@ -135,15 +158,40 @@ class Analyst:
                         result = event.result
                     elif isinstance(event, TurnFailed):
                         failure = event
-                    elif view.apply(event):
-                        editor.update(view.render(), cancel_markup)
+                    else:
+                        if isinstance(event, TextDelta) and streamer is not None:
+                            streamer.update(event.text)
+                            view.show_answer = streamer.failed  # after an error: edits again
+                        if view.apply(event):
+                            editor.update(view.render(), cancel_markup)
         except Exception:
             log.exception("analysis=%s crashed in chat=%s", analysis.id, asker.chat_id)
             analysis.cancel(by_user=False)  # nobody follows it any more: free its slot now
-        return _Seen(result, failure, editor)
+        finally:
+            if streamer is not None:
+                await streamer.close()
+                self._drafts.pop((asker.chat_id, streamer.draft_id), None)
+        stopped = streamer is not None and streamer.stopped
+        return _Seen(result, failure, editor, stopped)
+
+    def _streamer(self, bot: Bot, asker: Asker, analysis: Analysis) -> DraftStreamer | None:
+        """Drafts for this analysis: private chats only (Telegram refuses them elsewhere)."""
+        draft_id = draft_id_of(analysis.id)
+        if asker.group or draft_id is None or not self.settings.stream_drafts:
+            return None
+        streamer = DraftStreamer(bot, asker.chat_id, draft_id, thread_id=asker.thread_id)
+        self._drafts[(asker.chat_id, draft_id)] = streamer
+        return streamer
 
     async def _conclude(
-        self, bot: Bot, to: Destination, t: Translator, analysis: Analysis, seen: _Seen
+        self,
+        bot: Bot,
+        to: Destination,
+        t: Translator,
+        analysis: Analysis,
+        seen: _Seen,
+        *,
+        rich: bool = False,
     ) -> None:
         """Finish the progress message and send the answer, or say why there is none."""
         result, failure, editor = seen.result, seen.failure, seen.editor
@@ -157,11 +205,14 @@ class Analyst:
                 summary += "\n" + t("context-reset")
             if editor is not None:
                 await _quietly(editor.finish(summary))
-            await deliver(bot, to, result, t)
+            await deliver(bot, to, result, t, rich=rich)
             return
         if editor is not None:
             cancelled = failure is not None and failure.reason is FailureReason.CANCELLED
-            status = t("progress-cancelled") if cancelled else t("progress-failed", elapsed=elapsed)
+            if cancelled:
+                status = t("progress-stopped") if seen.stopped else t("progress-cancelled")
+            else:
+                status = t("progress-failed", elapsed=elapsed)
             await _quietly(editor.finish(status))
         if failure is not None and failure.reason is FailureReason.CANCELLED:
             return
@@ -173,7 +224,20 @@ class Analyst:
         )
 
 
-async def deliver(bot: Bot, to: Destination, result: TurnResult, t: Translator) -> None:
+async def deliver(
+    bot: Bot, to: Destination, result: TurnResult, t: Translator, *, rich: bool = False
+) -> None:
+    """Send the answer, then its charts, files and code. With `rich`, an answer that needs it
+    (tables, headings, formulas, several charts) goes out as one rich message with the charts
+    and code inside; any refusal of that falls back to the plain path below."""
+    if rich and await send_rich_answer(bot, to, result, t):
+        if result.dropped_artifacts:
+            await bot.send_message(
+                to.chat_id,
+                t("artifacts-dropped", count=result.dropped_artifacts),
+                message_thread_id=to.thread_id,
+            )
+        return
     await send_answer(bot, to, result.text, t)
     if result.artifacts or result.code_steps:
         async with ChatActionSender.upload_photo(
