@@ -172,13 +172,12 @@ def compose(
     previous = 0
     for index, (_start, end) in enumerate(shape.spans):
         if index in after:
-            pieces.append(markdown[previous:end].rstrip("\n"))
-            pieces.append("\n\n" + "\n\n".join(after[index]) + "\n\n")
+            pieces.append(markdown[previous:end].strip("\n"))
+            pieces += after[index]
             previous = end
-    pieces.append(markdown[previous:])
-    if not shape.spans and -1 in after:  # an empty answer: only charts
-        pieces.append("\n\n".join(after[-1]))
-    body = "".join(pieces).strip()
+    pieces.append(markdown[previous:].strip("\n"))
+    pieces += after.get(-1, [])  # an empty answer: only charts
+    body = "\n\n".join(piece for piece in pieces if piece.strip())
     code = [s for s in steps if s.code.strip()] if with_code else []
     if code:
         body += "\n\n" + _details(code, t)
