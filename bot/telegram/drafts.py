@@ -32,6 +32,7 @@ DRAFT_INTERVAL = 0.7  # seconds between drafts; Telegram publishes no limit (see
 DRAFT_LIMIT = 4096  # characters (UTF-16 code units) of draft text
 MAX_ENTITIES = 100
 ELLIPSIS = "…"
+KEEPALIVE = 20.0  # seconds: a draft not renewed vanishes after about 30
 _ID_DIGITS = 12  # analysis ids are 12 hex digits (48 bits: a valid Bot API integer)
 
 
@@ -88,17 +89,20 @@ class DraftStreamer:
         *,
         thread_id: int | None = None,
         interval: float = DRAFT_INTERVAL,
+        keepalive: float = KEEPALIVE,
     ) -> None:
         self.bot = bot
         self.chat_id = chat_id
         self.draft_id = draft_id
         self.thread_id = thread_id
         self.interval = interval
+        self.keepalive = keepalive
         self.failed = False  # a draft was refused or lost: the chat is back on the edit path
         self.stopped = False  # the user pressed the draft's stop button
         self.sent = 0
         self._wanted: str | None = None
         self._shown = ""
+        self._shown_entities: list[MessageEntity] = []
         self._wake = asyncio.Event()
         self._sending = asyncio.Lock()
         self._last = 0.0
@@ -141,7 +145,14 @@ class DraftStreamer:
 
     async def _loop(self) -> None:
         while self.active:
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.keepalive)
+            except TimeoutError:
+                # Nothing new for a while (code running): renew the draft before Telegram
+                # drops it, so the answer so far and its stop button stay.
+                if self._shown:
+                    await self._send(self._shown, self._shown_entities)
+                continue
             self._wake.clear()
             delay = self._last + self.interval - time.monotonic()
             if delay > 0:
@@ -150,30 +161,32 @@ class DraftStreamer:
             if markdown is None or not self.active:
                 continue
             text, entities = await asyncio.to_thread(draft_text, markdown)
-            if text == self._shown or not text.strip():
-                continue
-            async with self._sending:
-                if not self.active:
-                    return
-                try:
-                    await self.bot.send_message_draft(
-                        chat_id=self.chat_id,
-                        draft_id=self.draft_id,
-                        text=text,
-                        entities=entities or None,
-                        parse_mode=None,
-                        message_thread_id=self.thread_id,
-                        can_stop=True,
-                    )
-                except Exception as error:  # any refusal, a flood error, a network error
-                    log.warning(
-                        "draft failed in chat=%s (%s: %s); back to the progress message",
-                        self.chat_id,
-                        type(error).__name__,
-                        error,
-                    )
-                    self.failed = True
-                    return
-                self._last = time.monotonic()
-                self._shown = text
-                self.sent += 1
+            if text != self._shown and text.strip():
+                await self._send(text, entities)
+
+    async def _send(self, text: str, entities: list[MessageEntity]) -> None:
+        async with self._sending:
+            if not self.active:
+                return
+            try:
+                await self.bot.send_message_draft(
+                    chat_id=self.chat_id,
+                    draft_id=self.draft_id,
+                    text=text,
+                    entities=entities or None,
+                    parse_mode=None,
+                    message_thread_id=self.thread_id,
+                    can_stop=True,
+                )
+            except Exception as error:  # any refusal, a flood error, a network error
+                log.warning(
+                    "draft failed in chat=%s (%s: %s); back to the progress message",
+                    self.chat_id,
+                    type(error).__name__,
+                    error,
+                )
+                self.failed = True
+                return
+            self._last = time.monotonic()
+            self._shown, self._shown_entities = text, entities
+            self.sent += 1

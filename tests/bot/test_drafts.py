@@ -4,10 +4,12 @@ message's preview. Groups keep the progress message only."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from pathlib import Path
 
+from bot.telegram.drafts import DraftStreamer
 from tests.bot.harness import (
     SALES_CSV,
     ask,
@@ -17,6 +19,7 @@ from tests.bot.harness import (
     upload,
 )
 from tests.fakes.responses_api import Scenario
+from tests.fakes.telegram_api import FloodLimits, TelegramFake
 
 ANSWER = (
     "East leads the regions with **2500** in revenue, ahead of West with 1940 and North with 820. "
@@ -64,6 +67,11 @@ async def test_the_answer_grows_in_a_draft_and_ends_as_one_message(tmp_path: Pat
 
         assert len(answers(tg, chat, ANSWER)) == 1
         assert tg.live_draft(chat) is None  # the final message replaced it
+        # the last draft was answered before the final message went out (no draft after it)
+        [sent] = [c for c in tg.calls_of("sendMessage") if "Units follow" in c.params["text"]]
+        last_draft = tg.calls_of("sendMessageDraft")[-1]
+        assert tg.calls.index(last_draft) < tg.calls.index(sent)
+        assert last_draft.ok
         # the progress message showed the steps, never the prose the draft carried
         assert not any("ahead of West" in (v.text or "") for v in progress.versions)
         assert progress.text.startswith("✅ Done")
@@ -126,3 +134,18 @@ async def test_groups_get_no_drafts(tmp_path: Path) -> None:
         final = await tg.wait_for_message(group, contains="Units follow the same order", timeout=20)
         await code_file(tg, group, final)
         assert tg.calls_of("sendMessageDraft") == []
+
+
+async def test_a_quiet_draft_is_renewed_before_telegram_drops_it() -> None:
+    async with TelegramFake(flood=FloodLimits.off()) as tg:
+        bot = tg.make_bot()
+        chat = tg.private_chat(tg.user())
+        streamer = DraftStreamer(bot, chat.id, 42, interval=0.05, keepalive=0.3)
+        streamer.update("Looking at **East** first")
+        await tg.wait_for(lambda: len(tg.drafts) >= 3, timeout=5)
+        await streamer.close()
+        count = len(tg.drafts)
+        assert {(d.text, d.draft_id) for d in tg.drafts} == {("Looking at East first", 42)}
+        await asyncio.sleep(0.5)
+        assert len(tg.drafts) == count  # closed: nothing more
+        await bot.session.close()
