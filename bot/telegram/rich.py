@@ -38,6 +38,8 @@ RICH_MAX_CHARS = 32_768
 RICH_MAX_BLOCKS = 500
 RICH_MAX_MEDIA = 50
 RICH_MAX_COLUMNS = 20
+# Telegram Desktop crashed on longer formulas (tdesktop #31047): such answers go the usual way.
+SAFE_FORMULA_CHARS = 4096
 
 _OPTIONS = (
     pyromark.Options.ENABLE_TABLES
@@ -71,6 +73,7 @@ class Shape:
     formulas: int = 0
     blocks: int = 0
     widest_table: int = 0
+    longest_formula: int = 0
     # (start, end) source offsets of the top-level blocks, to place the charts between them
     spans: list[tuple[int, int]] = field(default_factory=list)
 
@@ -89,6 +92,7 @@ def shape_of(markdown: str) -> Shape:
         ((kind, value),) = event.items()
         if kind in ("InlineMath", "DisplayMath"):
             shape.formulas += 1
+            shape.longest_formula = max(shape.longest_formula, len(value))
         elif kind == "Start":
             name = value if isinstance(value, str) else next(iter(value))
             if depth == 0:
@@ -152,7 +156,11 @@ def compose(
     """The rich message for an answer, or None when it would break a limit. Each chart follows
     the first top-level block that names it (the rest follow the answer)."""
     shape = shape_of(markdown)
-    if shape.widest_table > RICH_MAX_COLUMNS or len(charts) > RICH_MAX_MEDIA:
+    if (
+        shape.widest_table > RICH_MAX_COLUMNS
+        or len(charts) > RICH_MAX_MEDIA
+        or shape.longest_formula > SAFE_FORMULA_CHARS
+    ):
         return None
     after: dict[int, list[str]] = {}
     media = []

@@ -57,6 +57,8 @@ def test_limits_send_the_code_as_a_file_or_the_answer_the_usual_way() -> None:
     assert compose(wide, [], [], t) is None
     assert compose("# Long\n\n" + "x" * RICH_MAX_CHARS, [], [], t) is None
     assert compose("# Many", [chart(f"{i}.png") for i in range(51)], [], t) is None
+    assert compose("$$" + "x+" * 2100 + "x$$", [], [], t) is None  # crashes Telegram Desktop
+    assert compose("$$" + "x+" * 100 + "x$$", [], [], t) is not None
 
     big_code = [CodeStep(1, "x = 1\n" * 6000)]
     result = TurnResult("resp", "# Fits\n\nshort", code_steps=tuple(big_code))
