@@ -1880,6 +1880,22 @@ class TelegramFake:
             return None
         return draft
 
+    def rich_photos(self, message: StoredMessage) -> list[bytes]:
+        """The pictures embedded in a rich message, in the order they show."""
+
+        def walk(blocks: list[dict[str, Any]]) -> list[bytes]:
+            found: list[bytes] = []
+            for block in blocks:
+                if block["type"] == "photo":
+                    found.append(self._files[block["photo"][-1]["file_id"]].data)
+                for key in ("blocks",):
+                    found += walk(block.get(key, []))
+                for item in block.get("items", []):
+                    found += walk(item["blocks"])
+            return found
+
+        return walk((message.rich or {}).get("blocks", []))
+
     def edits_of(
         self, message: StoredMessage | int, chat: Chat | None = None
     ) -> list[MessageVersion]:
@@ -2660,22 +2676,6 @@ class TelegramFake:
             reply_to=reply_to,
         )
         return message.to_api()
-
-    def rich_photos(self, message: StoredMessage) -> list[bytes]:
-        """The pictures embedded in a rich message, in the order they show."""
-
-        def walk(blocks: list[dict[str, Any]]) -> list[bytes]:
-            found: list[bytes] = []
-            for block in blocks:
-                if block["type"] == "photo":
-                    found.append(self._files[block["photo"][-1]["file_id"]].data)
-                for key in ("blocks",):
-                    found += walk(block.get(key, []))
-                for item in block.get("items", []):
-                    found += walk(item["blocks"])
-            return found
-
-        return walk((message.rich or {}).get("blocks", []))
 
     def _answer_callback_query(self, a: _Args) -> bool:
         query_id = a.text("callback_query_id") or ""
