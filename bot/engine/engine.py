@@ -214,10 +214,16 @@ class AnalysisEngine:
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, remote_index: RemoteFileIndex) -> AnalysisEngine:
-        """An engine with the backend the settings choose (owning its client)."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        remote_index: RemoteFileIndex,
+        executor: Executor | None = None,
+    ) -> AnalysisEngine:
+        """An engine configured from `settings`, running turns with `executor` (by default the
+        provider's Code Interpreter, owning its client)."""
         return cls(
-            HostedInterpreter.from_settings(settings, remote_index),
+            executor or HostedInterpreter.from_settings(settings, remote_index),
             max_concurrent=settings.max_concurrent_analyses,
             turn_timeout=settings.analysis_timeout_seconds,
         )

@@ -1,4 +1,4 @@
-"""The layers depend one way: telegram → services → engine/storage/tabular → config.
+"""The layers depend one way: telegram → services → engine/storage/tabular → config, common.
 The engine never imports aiogram or storage; storage knows neither the engine nor aiogram."""
 
 from __future__ import annotations
@@ -15,6 +15,17 @@ FORBIDDEN = {
     "storage": ("aiogram", "bot.telegram", "bot.engine", "bot.services", "openai"),
     "tabular": ("aiogram", "bot.telegram", "bot.engine", "bot.storage", "bot.services", "openai"),
     "services": ("aiogram", "bot.telegram"),
+    "common": (
+        "aiogram",
+        "openai",
+        "bot.config",
+        "bot.telegram",
+        "bot.services",
+        "bot.engine",
+        "bot.storage",
+        "bot.tabular",
+        "bot.catalog",
+    ),
 }
 
 
@@ -47,3 +58,16 @@ def test_only_the_telegram_layer_imports_aiogram() -> None:
         and any(n == "aiogram" or n.startswith("aiogram.") for n in imports_of(path))
     ]
     assert not offenders
+
+
+def test_only_the_settings_read_the_environment() -> None:
+    """Settings read the environment in one place (bot/config.py), so every variable is
+    validated, documented and overridable the same way."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "config.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not offenders, "\n".join(offenders)
