@@ -70,6 +70,7 @@ class ProgressView:
         self.code = ""
         self.answer = ""
         self.images = 0
+        self.show_answer = True  # False while a draft carries the answer
         self._mode = "status"  # "code" shows the code tail, "answer" the answer preview
 
     def apply(self, event: EngineEvent) -> bool:
@@ -117,7 +118,7 @@ class ProgressView:
             tail = self.code.rstrip().splitlines()[-CODE_TAIL_LINES:]
             snippet = "\n".join(tail)[-CODE_TAIL_CHARS:]
             text += f'\n<pre><code class="language-python">{html.escape(snippet)}</code></pre>'
-        elif self._mode == "answer" and self.answer.strip():
+        elif self._mode == "answer" and self.show_answer and self.answer.strip():
             text += "\n\n" + html.escape(answer_preview(self.answer))
         return text
 

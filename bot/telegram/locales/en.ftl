@@ -126,6 +126,7 @@ progress-writing-answer = 📝 Writing the answer…
 progress-done = ✅ Done in { $elapsed }
 progress-failed = ❌ The analysis failed after { $elapsed }
 progress-cancelled = ⏹ Cancelled
+progress-stopped = ⏹ Stopped: you pressed stop while the answer was being written. Ask again any time.
 progress-charts = 🖼 Charts: { $count }
 cancel-button = ⏹ Cancel
 elapsed-seconds = { $seconds } s

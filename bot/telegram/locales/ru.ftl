@@ -126,6 +126,7 @@ progress-writing-answer = 📝 Пишу ответ…
 progress-done = ✅ Готово за { $elapsed }
 progress-failed = ❌ Анализ не удался через { $elapsed }
 progress-cancelled = ⏹ Остановлено
+progress-stopped = ⏹ Остановлено: вы нажали «стоп», пока писался ответ. Спросите снова, когда захотите.
 progress-charts = 🖼 Графиков: { $count }
 cancel-button = ⏹ Остановить
 elapsed-seconds = { $seconds } с
