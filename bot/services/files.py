@@ -10,6 +10,7 @@ chat's own directory and remote copies of users' files are scoped to the chat.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -18,13 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.catalog import Dataset
 from bot.engine.types import ColumnInfo, DataFile
 from bot.storage.base import Store, StoredFile, remote_scope
 from bot.storage.files import LocalFileStore
 from bot.tabular import TableInfo, inspect_table_async, needs_utf8, transcode_to_utf8
+from bot.tabular.reading import column_notes, file_notes, pandas_reading
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +68,49 @@ class FileLimits:
 
 
 def to_data_file(record: StoredFile) -> DataFile:
+    reading = _load_reading(record.reading)
+    notes = reading.get("columns") or []
     return DataFile(
         name=record.stored_name,
         path=Path(record.path),
         sha256=record.sha256,
         size=record.size,
         rows=record.rows,
-        columns=tuple(ColumnInfo(name, dtype) for name, dtype in record.columns),
+        columns=tuple(
+            ColumnInfo(name, dtype, tuple(notes[i]) if i < len(notes) else ())
+            for i, (name, dtype) in enumerate(record.columns)
+        ),
         scope=remote_scope(record.chat_id, record.dataset_id),
+        reader=str(reading.get("reader") or ""),
+        read_options=tuple((str(k), str(v)) for k, v in reading.get("options") or ()),
+        notes=tuple(str(n) for n in reading.get("notes") or ()),
+    )
+
+
+def _load_reading(text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        log.warning("unreadable reading notes of a stored file; ignored")
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def reading_of(
+    info: TableInfo, original_name: str, sheet_files: dict[str, str] | None = None
+) -> str:
+    """The JSON kept with a file: how the model should read it (see `to_data_file`)."""
+    reader, options = pandas_reading(info)
+    return json.dumps(
+        {
+            "reader": reader,
+            "options": [list(o) for o in options],
+            "notes": list(file_notes(info, original_name, sheet_files)),
+            "columns": [list(column_notes(c)) for c in info.columns],
+        },
+        ensure_ascii=False,
     )
 
 
@@ -186,6 +223,7 @@ class ChatFiles:
                     columns=_columns(info),
                     path=str(path),
                     added_at=datetime.now(UTC),
+                    reading=reading_of(info, original_name),
                 )
                 await self._store.add_file(record)
             log.info("file added chat=%s key=%s size=%d", chat_id, record.file_key, size)
@@ -226,6 +264,7 @@ class ChatFiles:
                 path=str(dataset.path),
                 added_at=datetime.now(UTC),
                 dataset_id=dataset.id,
+                reading=reading_of(info, dataset.path.name),
             )
             await self._store.add_file(record)
         return AddedFile(record, info)

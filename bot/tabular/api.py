@@ -132,5 +132,7 @@ def _inspect_text(path: Path, head: bytes, size: int, extension: str) -> TableIn
     text = decode_head(head, encoding, complete)
     if not text.strip(_BLANK) and _only_whitespace(path, encoding, complete):
         raise TableError(TableErrorCode.EMPTY, "only whitespace")
+    if not complete and "\n" not in text and "\r" not in text:
+        raise TableError(TableErrorCode.LINE_TOO_LONG, f"no line break in {len(head)} bytes")
     dialect = sniff(text, complete=complete, extension=extension)
-    return inspect_csv(path, encoding, dialect)
+    return inspect_csv(path, encoding, dialect, head=text, complete=complete)
