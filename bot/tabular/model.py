@@ -57,7 +57,9 @@ class TableInfo:
     # Set when the file was rewritten as UTF-8 CSV for the model (xls, xlsb, ods, nested
     # JSON, parquet): the path of that CSV; the table is then its header and rows only.
     converted: str | None = None
+    first_column: int = 0  # workbooks: the sheet's first used column (0 = A)
     flattened: bool = False  # json: nested objects became "a.b" columns
+    json_key: str | None = None  # json: the top-level key that holds the table
 
 
 class TableErrorCode(StrEnum):
@@ -76,6 +78,7 @@ class TableErrorCode(StrEnum):
     TOO_LARGE = "too_large"  # unpacks to more cells/rows/bytes than we read (a zip bomb too)
     TOO_DEEP = "too_deep"  # JSON nested deeper than we follow
     LINE_TOO_LONG = "line_too_long"  # one line (record) of megabytes: not a table's row
+    CORRUPT_PARQUET = "corrupt_parquet"  # a Parquet file pyarrow cannot read
     CORRUPT_JSON = "corrupt_json"  # .json that does not parse, or holds no table
 
 

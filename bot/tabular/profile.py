@@ -207,11 +207,12 @@ def column_notes(
     return tuple(notes)
 
 
-def pandas_names(raw: Sequence[str]) -> list[str]:
+def pandas_names(raw: Sequence[str], offset: int = 0) -> list[str]:
     """Header cells named as pandas' read_csv names them: an empty cell is "Unnamed: <position>"
     (0-based); a repeated name gets ".1", ".2", …, skipping names the header already has
-    (pandas' `mangle_dupe_names`: x, x, x.1 → x, x.2, x.1)."""
-    names = [name if name else f"Unnamed: {i}" for i, name in enumerate(raw)]
+    (pandas' `mangle_dupe_names`: x, x, x.1 → x, x.2, x.1). `offset`: the position of the
+    first cell in the sheet (read_excel numbers unnamed columns from column A)."""
+    names = [name if name else f"Unnamed: {i}" for i, name in enumerate(raw, start=offset)]
     present = set(names)
     counts: dict[str, int] = {}
     for i, old in enumerate(names):

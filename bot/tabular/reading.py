@@ -28,6 +28,9 @@ def pandas_reading(info: TableInfo) -> tuple[str, tuple[tuple[str, str], ...]]:
             options.append(("sep", repr(info.delimiter)))
     else:
         options.append(("sheet_name", repr(info.sheet)))
+        if info.first_column:
+            last = info.first_column + len(info.columns) - 1
+            options.append(("usecols", repr(f"{_letters(info.first_column)}:{_letters(last)}")))
     if info.skip_rows:
         options.append(("skiprows", str(info.skip_rows)))
     options.append(("header", "0"))
@@ -44,6 +47,16 @@ def pandas_reading(info: TableInfo) -> tuple[str, tuple[tuple[str, str], ...]]:
     if python_engine:
         options.append(("engine", repr("python")))
     return ("read_csv" if info.kind == "csv" else "read_excel"), tuple(options)
+
+
+def _letters(index: int) -> str:
+    """A 0-based column index as Excel letters: 0 → A, 27 → AB."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
 def column_notes(column: Column) -> tuple[str, ...]:
@@ -94,6 +107,8 @@ def file_notes(
             )
         else:
             notes.append(f"totals/notes left out at the end: {_quoted(info.footer)}")
+    if info.json_key is not None:
+        notes.append(f"the table is the JSON's top-level key {info.json_key!r}")
     if info.flattened:
         notes.append("nested objects became columns named 'parent.child'; lists stay JSON text")
     for other in info.others:
