@@ -66,6 +66,7 @@ file-error-too_large = ⚠️ <b>{ $name }</b> unpacks to more than I can read (
 file-error-too_deep = ⚠️ <b>{ $name }</b> is nested too deeply for a table (JSON inside JSON, hundreds of levels). Send an array of records, or a CSV.
 file-error-line_too_long = ⚠️ <b>{ $name }</b> has a line of megabytes without a line break — that is not a table's row. Check the export (the line breaks may have been lost) and send it again.
 file-error-corrupt_json = ⚠️ I could not find a table in <b>{ $name }</b>: it is not valid JSON, or it holds no list of records. Send an array of objects (<code>[{"{"}"a": 1{"}"}, …]</code>), an object of columns, NDJSON (one object per line), or a CSV.
+file-error-corrupt_parquet = ⚠️ <b>{ $name }</b> looks like a Parquet file but I could not read it — it may be damaged or cut short. Export it again (or as CSV) and send it.
 file-error-corrupt_xlsx = ⚠️ <b>{ $name }</b> looks like a workbook (Excel or ODS) but I could not open it — it may be damaged or password-protected. Save it again as .xlsx or .csv.
 files-empty = There are no files in this chat yet. Send a CSV, Excel, ODS, JSON or Parquet file or pick a sample with /dataset.
 files-header = <b>Files in this chat</b> ({ $count }, { $total }):
