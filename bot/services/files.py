@@ -58,8 +58,10 @@ class AddedFile:
     record: StoredFile
     info: TableInfo
     duplicate: bool = False  # the same bytes (or dataset) were already in the chat
-    # Other sheets of a converted workbook, each stored as a CSV file of its own.
+    # Other sheets of a converted workbook, each stored as a CSV file of its own, and
+    # (sheet, stored name) of each.
     extra: tuple[StoredFile, ...] = ()
+    sheet_files: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +290,9 @@ class ChatFiles:
                 for extra_record in added_extra:
                     await self._store.add_file(extra_record)
             log.info("file added chat=%s key=%s size=%d", chat_id, record.file_key, size)
-            return AddedFile(record, info, extra=tuple(added_extra))
+            return AddedFile(
+                record, info, extra=tuple(added_extra), sheet_files=tuple(sheet_files.items())
+            )
         finally:  # a no-op for whichever temp file was committed under its final name
             await self._local.delete(temp)
             if upload != temp:

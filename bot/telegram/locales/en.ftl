@@ -44,8 +44,35 @@ language-set = Language: English 🇬🇧
 ## Files
 file-added =
     📄 <b>{ $name }</b> — { $rows } × { $cols } ({ $size })
-    <pre>{ $preview }</pre>
+    { $details }
     Ask a question about it, or pick one:
+file-note-converted = 🔁 Converted from { $format } to CSV for the analysis.
+file-note-sheet = 📑 Sheet «{ $sheet }»
+file-note-json-key = 🔑 The table is under the key «{ $key }»
+file-note-skipped = ⤵️ Skipped above the table: <i>{ $text }</i>
+file-note-blank = ⤵️ The table starts after { $count ->
+        [one] { $count } line
+       *[other] { $count } lines
+    }.
+file-note-footer = ✂️ Left out at the end (totals, notes): <i>{ $text }</i>
+file-note-flattened = 🧩 Nested fields became columns like <i>parent.child</i>; lists stay as text.
+file-columns = { $count ->
+        [one] Column:
+       *[other] Columns ({ $count }):
+    }
+file-column = { $index }. { $name } — { $type }
+file-columns-more = … and { $count } more
+file-flag-missing = { $share } empty
+file-flag-constant = one value throughout
+file-flag-mixed = mixed: mostly { $type }, some text
+file-flag-number-name = the name is a number
+file-other-sheets = { $count ->
+        [one] Another sheet:
+       *[other] Other sheets ({ $count }):
+    }
+file-other-sheet = «{ $sheet }» — { $rows } × { $cols }
+file-other-sheet-file = file { $file }
+file-other-sheet-left-out = not added: the chat's file limit is reached
 file-added-renamed = Saved as <code>{ $stored }</code>.
 file-duplicate = 📄 <b>{ $name }</b> is already in this chat — ask away.
 file-added-count = Files in this chat: { $count }. I'll use all of them; remove any with /files.

@@ -44,8 +44,35 @@ language-set = Язык: русский 🇷🇺
 ## Файлы
 file-added =
     📄 <b>{ $name }</b> — { $rows } × { $cols } ({ $size })
-    <pre>{ $preview }</pre>
+    { $details }
     Задайте вопрос или выберите готовый:
+file-note-converted = 🔁 Переведён из { $format } в CSV для анализа.
+file-note-sheet = 📑 Лист «{ $sheet }»
+file-note-json-key = 🔑 Таблица взята из ключа «{ $key }»
+file-note-skipped = ⤵️ Пропущено над таблицей: <i>{ $text }</i>
+file-note-blank = ⤵️ Таблица начинается после { $count ->
+        [one] { $count } строки
+       *[other] { $count } строк
+    }.
+file-note-footer = ✂️ Не вошло в данные (итоги, примечания): <i>{ $text }</i>
+file-note-flattened = 🧩 Вложенные поля стали столбцами вида <i>parent.child</i>; списки остались текстом.
+file-columns = { $count ->
+        [one] Столбец:
+       *[other] Столбцы ({ $count }):
+    }
+file-column = { $index }. { $name } — { $type }
+file-columns-more = … и ещё { $count }
+file-flag-missing = пустых { $share }
+file-flag-constant = одно значение во всех строках
+file-flag-mixed = смешанный: в основном { $type }, есть текст
+file-flag-number-name = имя — число
+file-other-sheets = { $count ->
+        [one] Ещё один лист:
+       *[other] Другие листы ({ $count }):
+    }
+file-other-sheet = «{ $sheet }» — { $rows } × { $cols }
+file-other-sheet-file = файл { $file }
+file-other-sheet-left-out = не добавлен: в чате уже предельное число файлов
 file-added-renamed = Сохранён как <code>{ $stored }</code>.
 file-duplicate = 📄 <b>{ $name }</b> уже есть в этом чате — спрашивайте.
 file-added-count = Файлов в чате: { $count }. Я использую все; лишние можно удалить через /files.
