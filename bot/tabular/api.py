@@ -103,16 +103,19 @@ async def inspect_table_async(
     size, isolated = await asyncio.to_thread(_triage, path, original_name)
     if size < PROCESS_MIN_BYTES and not isolated:
         return await asyncio.to_thread(inspect_table, path, original_name, convert_to)
-    pool = _process_pool()
-    try:
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, inspect_table, path, original_name, convert_to
-        )
-    except BrokenProcessPool as exc:  # the worker died: out of memory on this very file
-        global _pool
-        if _pool is pool:
-            _pool = None
-        raise TableError(TableErrorCode.TOO_LARGE, "the parsing worker ran out of memory") from exc
+    for attempt in (1, 2):
+        pool = _process_pool()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                pool, inspect_table, path, original_name, convert_to
+            )
+        except BrokenProcessPool as exc:  # the worker died: a fresh one gets one more try
+            global _pool
+            if _pool is pool:
+                _pool = None
+            if attempt == 2:  # it died on this very file twice: out of memory
+                raise TableError(TableErrorCode.TOO_LARGE, "the parsing worker died") from exc
+    raise AssertionError("unreachable")
 
 
 def _triage(path: Path, original_name: str) -> tuple[int, bool]:
