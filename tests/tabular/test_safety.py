@@ -45,14 +45,11 @@ def test_zip_bomb_workbook_is_refused(tmp_path: Path) -> None:
 
 
 async def test_deeply_nested_xml_does_not_hurt(tmp_path: Path) -> None:
+    """100,000 nested elements after the sheet's data: read without recursion, no crash."""
     path = tmp_path / "deep.xlsx"
     path.write_bytes(builders.deep_xml_xlsx())
-    try:
-        info = await inspect_table_async(path, path.name)
-    except TableError as exc:  # refusing it is as good as reading it, crashing is not
-        assert exc.code in (TableErrorCode.CORRUPT_XLSX, TableErrorCode.TOO_LARGE)
-    else:
-        assert info.rows == 1
+    info = await inspect_table_async(path, path.name)
+    assert info.rows == 1
 
 
 def test_json_nested_ten_thousand_levels(write_file: WriteFile) -> None:
