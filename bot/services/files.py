@@ -147,8 +147,8 @@ def model_name(original: str, info: TableInfo) -> str:
 
 
 def sheet_file_name(original: str, sheet: str) -> str:
-    """The CSV another sheet of a converted workbook becomes: `report - Stock.csv`."""
-    return f"{_split(original)[0]} - {sheet}.csv"
+    """The CSV another sheet of a converted workbook becomes: `report_Stock.csv`."""
+    return f"{_split(original)[0]}_{sheet}.csv"
 
 
 def _columns(info: TableInfo) -> tuple[tuple[str, str], ...]:

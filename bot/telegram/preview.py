@@ -68,7 +68,7 @@ def _reading(t: Translator, info: TableInfo) -> list[str]:
     if info.sheet is not None:
         lines.append(t("file-note-sheet", sheet=_clip(info.sheet, _NAME_CHARS)))
     if info.json_key is not None:
-        lines.append(t("file-note-json-key", key=_clip(info.json_key, _NAME_CHARS)))
+        lines.append(t("file-note-json-key", field=_clip(info.json_key, _NAME_CHARS)))
     if info.skipped:
         lines.append(t("file-note-skipped", text=_clip(" · ".join(info.skipped), _NOTE_CHARS)))
     elif info.skip_rows and info.converted is None:

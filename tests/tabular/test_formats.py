@@ -50,9 +50,9 @@ def test_workbooks_are_converted_per_sheet(tmp_path: Path, name: str, build) -> 
     (stock,) = info.others  # the empty sheet is not described
     assert (stock.sheet, stock.rows, len(stock.columns)) == ("Склад", 2, 2)
     assert pd.read_csv(stock.converted)["qty"].sum() == 8
-    notes = " ".join(file_notes(info, name, {"Склад": "r - Склад.csv"}))
+    notes = " ".join(file_notes(info, name, {"Склад": "r_Склад.csv"}))
     assert f"converted by the bot from `{name}`" in notes
-    assert "r - Склад.csv" in notes
+    assert "r_Склад.csv" in notes
 
 
 def test_xls_dates_are_dates_in_the_csv(tmp_path: Path) -> None:

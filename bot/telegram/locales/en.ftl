@@ -48,7 +48,7 @@ file-added =
     Ask a question about it, or pick one:
 file-note-converted = 🔁 Converted from { $format } to CSV for the analysis.
 file-note-sheet = 📑 Sheet «{ $sheet }»
-file-note-json-key = 🔑 The table is under the key «{ $key }»
+file-note-json-key = 🔑 The table is under the key «{ $field }»
 file-note-skipped = ⤵️ Skipped above the table: <i>{ $text }</i>
 file-note-blank = ⤵️ The table starts after { $count ->
         [one] { $count } line

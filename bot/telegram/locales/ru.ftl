@@ -48,7 +48,7 @@ file-added =
     Задайте вопрос или выберите готовый:
 file-note-converted = 🔁 Переведён из { $format } в CSV для анализа.
 file-note-sheet = 📑 Лист «{ $sheet }»
-file-note-json-key = 🔑 Таблица взята из ключа «{ $key }»
+file-note-json-key = 🔑 Таблица взята из ключа «{ $field }»
 file-note-skipped = ⤵️ Пропущено над таблицей: <i>{ $text }</i>
 file-note-blank = ⤵️ Таблица начинается после { $count ->
         [one] { $count } строки
