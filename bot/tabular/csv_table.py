@@ -45,8 +45,8 @@ class Dialect:
 MAX_PREAMBLE = 30
 _COMMENT = ("#", "//")
 _FOOTER_WORDS = re.compile(
-    r"(?i)(?:итого|итог\b|всего|в том числе|total|grand total|subtotal|sum\b|"
-    r"примечани|note|source|источник|\*)"
+    r"(?i)(?:итого|итог\b|всего|в том числе|total\b|totals\b|grand total|subtotal|sum\b|"
+    r"примечани|notes?\b|source\b|источник|\*)"
 )
 _MAX_FOOTER = 20
 _TAIL_BYTES = 64 * 1024
@@ -70,7 +70,8 @@ def _is_comment(row: list[str], delimiter: str) -> bool:
 
 def _locate_header(records: list[Record], delimiter: str) -> int | None:
     """Index in `records` of the header row: the first row, after blank, comment and title
-    lines, that fills at least half of the table's usual width (and two cells)."""
+    lines, that fills at least half of the table's usual width (and two cells), or that has
+    a value beyond its first two cells (titles and "Period:;2024" lines do not)."""
     content = [
         i for i, (_, row) in enumerate(records) if _filled(row) and not _is_comment(row, delimiter)
     ]
@@ -79,10 +80,15 @@ def _locate_header(records: list[Record], delimiter: str) -> int | None:
     widths = Counter(len(records[i][1]) for i in content if len(records[i][1]) >= 2)
     width = widths.most_common(1)[0][0] if widths else 1
     need = max(2, -(-width // 2)) if width >= 2 else 1
-    for i in content:
+    for position, i in enumerate(content):
+        row = records[i][1]
         if records[i][0] > MAX_PREAMBLE:
             break
-        if _filled(records[i][1]) >= need:
+        filled = _filled(row)
+        spans = any(cell.strip() for cell in row[2:])  # a value beyond the first two cells
+        following = content[position + 1 : position + 6]
+        fuller_below = any(_filled(records[j][1]) > filled for j in following)
+        if spans or (filled >= need and not fuller_below):
             return i
     return content[0]
 

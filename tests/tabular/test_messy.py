@@ -221,3 +221,39 @@ def test_a_plain_file_keeps_plain_parameters(write_file: WriteFile) -> None:
     reader, options = pandas_reading(info)
     assert reader == "read_csv"
     assert dict(options) == {"header": "0", "encoding": "'utf-8'"}
+
+
+def test_sparse_header_is_not_taken_for_a_title(write_file: WriteFile) -> None:
+    text = "id,,,,value\n1,a,b,c,10\n2,d,e,f,20\n"
+    info = inspect(write_file("sparse.csv", text))
+
+    assert info.skip_rows == 0
+    assert [c.name for c in info.columns] == [
+        "id",
+        "Unnamed: 1",
+        "Unnamed: 2",
+        "Unnamed: 3",
+        "value",
+    ]
+
+
+def test_organisation_and_period_lines_are_skipped(write_file: WriteFile) -> None:
+    text = (
+        "Организация:;ООО Ромашка;;\n"
+        "Период:;01.01.2024 - 31.03.2024;;\n"
+        "Товар;Цена;Кол-во;Сумма\n"
+        "Чай;100,50;2;201,00\n"
+        "Кофе;250,00;1;250,00\n"
+    )
+    info = inspect(write_file("org.csv", text))
+
+    assert info.skip_rows == 2
+    assert [c.name for c in info.columns] == ["Товар", "Цена", "Кол-во", "Сумма"]
+
+
+def test_a_last_row_that_only_looks_like_a_note_is_data(write_file: WriteFile) -> None:
+    text = "item,price,qty\nPhone,300,2\nNotebook,900,1\n"
+    info = inspect(write_file("items.csv", text))
+
+    assert info.rows == 2
+    assert info.footer == ()
