@@ -31,15 +31,36 @@ _FORMATS = {"xls": "XLS", "xlsb": "XLSB", "ods": "ODS", "json": "JSON", "parquet
 
 
 def added_text(t: Translator, added: AddedFile, count: int) -> str:
+    """The whole preview message; shortened (fewer columns named, then no sample rows) when
+    long names, notes and sheets would take it over Telegram's 4096 characters."""
+    text = ""
+    for budget, sample in ((COLUMNS_BUDGET, True), (1200, True), (600, False), (200, False)):
+        text = _added_text(t, added, count, budget, sample)
+        if len(text) <= MAX_MESSAGE:
+            break
+    return text
+
+
+#: What the preview may take: Telegram's 4096, less a margin (tags do not count there).
+MAX_MESSAGE = 4000
+
+
+def _added_text(t: Translator, added: AddedFile, count: int, budget: int, sample: bool) -> str:
     record = added.record
     info = added.info
-    text = t.plain(
-        "file-added",
-        name=_e(record.original_name),
-        rows=record.rows,
-        cols=len(record.columns),
-        size=format_size(t, record.size),
-        details=details(t, info, dict(added.sheet_files)),
+    # Composed here, not in one Fluent message: Fluent refuses placeables over 2500 chars.
+    text = "\n".join(
+        (
+            t(
+                "file-added",
+                name=record.original_name,
+                rows=record.rows,
+                cols=len(record.columns),
+                size=format_size(t, record.size),
+            ),
+            details(t, info, dict(added.sheet_files), budget=budget, sample=sample),
+            t("file-added-ask"),
+        )
     )
     if record.dataset_id is None and record.stored_name != record.original_name:
         text = t("file-added-renamed", stored=record.stored_name) + "\n" + text
@@ -48,13 +69,20 @@ def added_text(t: Translator, added: AddedFile, count: int) -> str:
     return text
 
 
-def details(t: Translator, info: TableInfo, sheet_files: dict[str, str] | None = None) -> str:
+def details(
+    t: Translator,
+    info: TableInfo,
+    sheet_files: dict[str, str] | None = None,
+    *,
+    budget: int = COLUMNS_BUDGET,
+    sample: bool = True,
+) -> str:
     """Everything between the title line and the question prompt, as Telegram HTML."""
     parts = [line for line in _reading(t, info) if line]
-    parts.append(column_list(t, info.columns))
-    sample = format_preview(info, max_width=SAMPLE_WIDTH)
-    if sample:
-        parts.append(f"<pre>{_e(sample)}</pre>")
+    parts.append(column_list(t, info.columns, budget))
+    table = format_preview(info, max_width=SAMPLE_WIDTH) if sample else ""
+    if table:
+        parts.append(f"<pre>{_e(table)}</pre>")
     others = _other_sheets(t, info, sheet_files or {})
     if others:
         parts.append(others)
@@ -103,12 +131,12 @@ def _column_line(t: Translator, index: int, column: Column) -> str:
     return t("file-column", index=index, name=column_name(column), type=column.dtype) + flagged
 
 
-def column_list(t: Translator, columns: tuple[Column, ...]) -> str:
+def column_list(t: Translator, columns: tuple[Column, ...], budget: int = COLUMNS_BUDGET) -> str:
     lines: list[str] = []
     used = 0
     for index, column in enumerate(columns[:MAX_LISTED], start=1):
         line = _column_line(t, index, column)
-        if used + len(line) + 1 > COLUMNS_BUDGET:
+        if used + len(line) + 1 > budget:
             break
         lines.append(line)
         used += len(line) + 1

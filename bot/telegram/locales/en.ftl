@@ -42,10 +42,8 @@ language-choose = Choose the language:
 language-set = Language: English 🇬🇧
 
 ## Files
-file-added =
-    📄 <b>{ $name }</b> — { $rows } × { $cols } ({ $size })
-    { $details }
-    Ask a question about it, or pick one:
+file-added = 📄 <b>{ $name }</b> — { $rows } × { $cols } ({ $size })
+file-added-ask = Ask a question about it, or pick one:
 file-note-converted = 🔁 Converted from { $format } to CSV for the analysis.
 file-note-sheet = 📑 Sheet «{ $sheet }»
 file-note-json-key = 🔑 The table is under the key «{ $field }»

@@ -42,10 +42,8 @@ language-choose = Выберите язык:
 language-set = Язык: русский 🇷🇺
 
 ## Файлы
-file-added =
-    📄 <b>{ $name }</b> — { $rows } × { $cols } ({ $size })
-    { $details }
-    Задайте вопрос или выберите готовый:
+file-added = 📄 <b>{ $name }</b> — { $rows } × { $cols } ({ $size })
+file-added-ask = Задайте вопрос или выберите готовый:
 file-note-converted = 🔁 Переведён из { $format } в CSV для анализа.
 file-note-sheet = 📑 Лист «{ $sheet }»
 file-note-json-key = 🔑 Таблица взята из ключа «{ $field }»
