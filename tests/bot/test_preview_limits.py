@@ -22,7 +22,7 @@ async def test_long_names_titles_and_sheets_still_fit(tmp_path: Path) -> None:
                 title,
                 [],
                 names,
-                *[[f"{'x' * 200}{r}"] + list(range(59)) for r in range(6)],
+                *[[f"{'x' * 200}{r}", *list(range(59))] for r in range(6)],
                 ["Total " + "of everything " * 12],
             ]
             for n in range(10)
