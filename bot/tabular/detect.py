@@ -23,11 +23,6 @@ XLSX_EXTENSIONS = frozenset({".xlsx", ".xlsm"})
 #: Workbook extensions: a file with one of these is parsed in the worker process whatever its
 #: size (a small workbook can unpack to gigabytes).
 WORKBOOK_EXTENSIONS = frozenset({".xlsx", ".xlsm", ".xls", ".xlsb", ".ods", ".parquet"})
-#: Every extension the bot takes (for the messages and the README).
-ACCEPTED_EXTENSIONS = frozenset(
-    {".csv", ".tsv", ".tab", ".psv", ".dat", ".txt", ".json", ".jsonl", ".ndjson",
-     ".xlsx", ".xlsm", ".xls", ".xlsb", ".ods", ".parquet"}
-)  # fmt: skip
 #: Extensions whose content we judge as a delimited table (".txt" is judged too, see api).
 TABLE_EXTENSIONS = frozenset({".csv", ".tsv", ".tab", ".psv", ".dat", ""})
 #: Formats refused by name: structured or binary data we do not read.
