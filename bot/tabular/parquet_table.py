@@ -62,6 +62,29 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _flat_type(arrow_type: Any) -> Any:
+    """What a column becomes in the CSV: nested and binary values as text."""
+    import pyarrow as pa
+
+    nested = pa.types.is_nested(arrow_type) or pa.types.is_dictionary(arrow_type)
+    if nested or pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+        return pa.string()
+    return arrow_type
+
+
+def _flattened(batch: Any) -> Any:
+    """The batch with nested values as JSON text (the CSV writer takes flat columns only)."""
+    import pyarrow as pa
+
+    arrays = []
+    for column in batch.columns:
+        if _flat_type(column.type) is column.type:
+            arrays.append(column)
+        else:
+            arrays.append(pa.array([None if v is None else _text(v) for v in column.to_pylist()]))
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
 def inspect_parquet(path: Path, convert_to: Path | None) -> TableInfo:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -87,14 +110,14 @@ def inspect_parquet(path: Path, convert_to: Path | None) -> TableInfo:
     varied = [False] * width
     sample: list[list[str]] = []
     writer = None
-    file = None
     try:
         if convert_to is not None:
-            import csv
+            import pyarrow.csv as pa_csv
 
-            file = convert_to.open("w", encoding="utf-8", newline="")
-            writer = csv.writer(file)
-            writer.writerow(schema.names)
+            flat = pa.schema(
+                [pa.field(f.name, _flat_type(f.type)) for f in schema], metadata=schema.metadata
+            )
+            writer = pa_csv.CSVWriter(str(convert_to), flat)
         for batch in parquet.iter_batches(batch_size=_BATCH):
             for index in range(width):
                 column = batch.column(index)
@@ -110,18 +133,16 @@ def inspect_parquet(path: Path, convert_to: Path | None) -> TableInfo:
                 seen = bounds[index]
                 bounds[index] = pair if seen is None else seen
                 varied[index] = pair[0] != pair[1] or (seen is not None and seen != pair)
-            if len(sample) < SAMPLE_ROWS or writer is not None:
-                records = batch.to_pylist()
-                if len(sample) < SAMPLE_ROWS:
-                    for record in records[: SAMPLE_ROWS - len(sample)]:
-                        sample.append([clip_cell(_text(v)) for v in record.values()])
-                if writer is not None:
-                    writer.writerows([_text(v) for v in record.values()] for record in records)
+            if len(sample) < SAMPLE_ROWS:
+                for record in batch.slice(0, SAMPLE_ROWS - len(sample)).to_pylist():
+                    sample.append([clip_cell(_text(v)) for v in record.values()])
+            if writer is not None:
+                writer.write_batch(_flattened(batch))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise TableError(TableErrorCode.CORRUPT_PARQUET, f"cannot read: {exc}") from exc
     finally:
-        if file is not None:
-            file.close()
+        if writer is not None:
+            writer.close()
     columns = tuple(
         Column(
             field.name or f"Unnamed: {i}",
