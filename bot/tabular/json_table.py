@@ -2,9 +2,9 @@
 
 Accepted shapes: an array of objects; an object of arrays (columns); an object with a key that
 holds one of those ({"data": [...], "meta": {...}}); one object per line (NDJSON). Nested
-objects become "parent.child" columns and lists stay JSON text. A file pandas reads as it is
-(an array of flat objects, an object of columns, flat NDJSON) is kept; any other is converted
-to a UTF-8 CSV for the model.
+objects become "parent.child" columns and lists stay JSON text. A JSON file pandas reads as it
+is (an array of flat objects, an object of columns) is kept; any other, and NDJSON (the
+sandbox's documented file types lack .jsonl), is converted to a UTF-8 CSV for the model.
 """
 
 from __future__ import annotations
@@ -195,7 +195,8 @@ def _describe(
         if not typer.settled:
             typer.feed(columns)
     converted = None
-    if convert_to is not None and (nested or not plain):
+    # NDJSON is converted too: .jsonl/.ndjson are not among the sandbox's documented types.
+    if convert_to is not None and (nested or not plain or kind == "ndjson"):
         with convert_to.open("w", encoding="utf-8", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(header)

@@ -27,7 +27,14 @@ SAMPLE_WIDTH = 40
 _NAME_CHARS = 48
 _NOTE_CHARS = 160
 _MAX_OTHER_SHEETS = 8
-_FORMATS = {"xls": "XLS", "xlsb": "XLSB", "ods": "ODS", "json": "JSON", "parquet": "Parquet"}
+_FORMATS = {
+    "xls": "XLS",
+    "xlsb": "XLSB",
+    "ods": "ODS",
+    "json": "JSON",
+    "ndjson": "NDJSON",
+    "parquet": "Parquet",
+}
 
 
 def added_text(t: Translator, added: AddedFile, count: int) -> str:

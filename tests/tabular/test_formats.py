@@ -136,14 +136,16 @@ def test_json_under_a_key_with_nesting_is_flattened_to_csv(write_file: WriteFile
     assert json.loads(frame["tags"][0]) == ["a", "b"]
 
 
-def test_ndjson_is_kept(write_file: WriteFile) -> None:
+def test_ndjson_is_described_and_converted(write_file: WriteFile) -> None:
     data = builders.ndjson([{"a": i, "b": f"x{i}"} for i in range(50)])
     path = write_file("events.jsonl", data)
-    info = inspect_table(path, path.name)
+    assert pandas_reading(inspect_table(path, path.name)) == ("read_json", (("lines", "True"),))
 
+    info = inspect_table(path, path.name, path.with_name("out.csv"))
     assert (info.kind, info.rows) == ("ndjson", 50)
-    assert pandas_reading(info) == ("read_json", (("lines", "True"),))
-    assert len(pd.read_json(path, lines=True)) == 50
+    assert pandas_reading(info) == ("read_csv", (("encoding", "'utf-8'"),))
+    frame = pd.read_csv(info.converted)
+    assert frame.equals(pd.read_json(path, lines=True))
 
 
 def test_parquet_is_converted(write_file: WriteFile) -> None:
