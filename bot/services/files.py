@@ -265,7 +265,7 @@ class ChatFiles:
                     added_extra.append(
                         self._record(
                             chat_id,
-                            original_name,
+                            f"{original_name} [{other.sheet}]",  # as /files lists it
                             other,
                             other_path,
                             other_size,

@@ -218,7 +218,7 @@ async def test_xls_and_ods_workbooks_are_converted(tmp_path: Path) -> None:
 
         tg.send_text(chat, ivan, "/files")
         listing = await tg.wait_for_message(chat, contains="Файлы этого чата")
-        for name in ("отчёт.xls", "table.ods"):
+        for name in ("отчёт.xls", "отчёт.xls [Склад]", "table.ods"):
             assert name in listing.text
         await ask_until_answered(world, chat, ivan, "Что в файлах?", "Готово.")
         instructions = llm.response_requests()[-1].json["instructions"]
