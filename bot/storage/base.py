@@ -29,6 +29,9 @@ class StoredFile:
     dataset_id: str | None = None  # set when it came from /dataset
     remote_id: str | None = None  # filled from the remote-file index on read
     remote_uploaded_at: datetime | None = None
+    # How to read the file (reading parameters, notes), as JSON text written and read by the
+    # files service; storage keeps it as it is. "" for files added before it existed.
+    reading: str = ""
 
 
 @dataclass(frozen=True, slots=True)

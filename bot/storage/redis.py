@@ -330,6 +330,7 @@ class RedisStore:
                 "path": record.path,
                 "added_at": _ts(record.added_at),
                 "dataset_id": record.dataset_id,
+                "reading": record.reading,
                 "seq": seq,
             },
             ensure_ascii=False,
@@ -350,6 +351,7 @@ class RedisStore:
             path=d["path"],
             added_at=_dt(d["added_at"]),
             dataset_id=d.get("dataset_id"),
+            reading=d.get("reading", ""),
         )
         return d["added_at"], d.get("seq", 0), record
 

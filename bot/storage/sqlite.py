@@ -128,6 +128,8 @@ MIGRATIONS: list[Sequence[str]] = [
         )
         """,
     ),
+    # 3: how to read each file (JSON kept for the files service)
+    ("ALTER TABLE files ADD COLUMN reading TEXT NOT NULL DEFAULT ''",),
 ]
 
 
@@ -152,7 +154,7 @@ def _now() -> float:
 
 _FILE_COLUMNS = (
     "chat_id, file_key, original_name, stored_name, size, sha256, rows, columns, path, "
-    "added_at, dataset_id"
+    "added_at, dataset_id, reading"
 )
 _ANALYSIS_COLUMNS = (
     "chat_id, analysis_id, user_id, question, started_at, lease_until, thread_id, "
@@ -160,10 +162,11 @@ _ANALYSIS_COLUMNS = (
 )
 
 # Statements assembled once from the constant column lists above (never from input).
-_INSERT_FILE = f"INSERT OR REPLACE INTO files ({_FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
+_INSERT_FILE = f"INSERT OR REPLACE INTO files ({_FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
 _FILES_WITH_REMOTE = (
     "SELECT f.chat_id, f.file_key, f.original_name, f.stored_name, f.size, f.sha256, f.rows,"
-    " f.columns, f.path, f.added_at, f.dataset_id, r.file_id, r.uploaded_at FROM files f"
+    " f.columns, f.path, f.added_at, f.dataset_id, f.reading, r.file_id, r.uploaded_at"
+    " FROM files f"
     # the remote copy is looked up in the scope `remote_scope(chat_id, dataset_id)`
     " LEFT JOIN remote_files r ON r.sha256 = f.sha256 AND r.scope = CASE"
     " WHEN f.dataset_id IS NOT NULL AND f.dataset_id != '' THEN 'dataset'"
@@ -199,6 +202,7 @@ def _file_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StoredFile:
         path=row[8],
         added_at=_dt(row[9]),  # type: ignore[arg-type]
         dataset_id=row[10],
+        reading=row[11] or "",
     )
 
 
@@ -337,6 +341,7 @@ class SqliteStore:
                 record.path,
                 _ts(record.added_at),
                 record.dataset_id,
+                record.reading,
             ),
         )
 
@@ -345,14 +350,14 @@ class SqliteStore:
             _FILES_WITH_REMOTE + " WHERE f.chat_id = ? ORDER BY f.added_at, f.rowid",
             (chat_id,),
         )
-        return [self._with_remote(_file_from_row(r), r[11], r[12]) for r in rows]
+        return [self._with_remote(_file_from_row(r), r[12], r[13]) for r in rows]
 
     async def get_file(self, chat_id: int, file_key: str) -> StoredFile | None:
         rows = await self._fetchall(
             _FILES_WITH_REMOTE + " WHERE f.chat_id = ? AND f.file_key = ?", (chat_id, file_key)
         )
         return (
-            self._with_remote(_file_from_row(rows[0]), rows[0][11], rows[0][12]) if rows else None
+            self._with_remote(_file_from_row(rows[0]), rows[0][12], rows[0][13]) if rows else None
         )
 
     @staticmethod

@@ -53,7 +53,7 @@ async def test_unusable_files_get_specific_messages_and_the_chat_stays_intact(
                 ),
                 "I could not read the text",
             ),
-            ("old.xls", OLE2, "old Excel .xls file"),
+            ("old.xls", OLE2, "as an Excel 97–2003 workbook"),
         ]
         cases.append(("sales-copy.csv", SALES_CSV, "is already in this chat"))
         for name, data, expected in cases:
