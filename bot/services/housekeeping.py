@@ -79,9 +79,4 @@ class Housekeeper:
                 await self.run_once()
             except Exception:
                 log.exception("housekeeping failed; will retry")
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # Cancelled during a store call whose client swallowed the cancellation (seen
-                # with redis-py): stop now rather than sleep through the shutdown.
-                raise asyncio.CancelledError
             await asyncio.sleep(self.interval)
