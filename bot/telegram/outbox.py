@@ -351,6 +351,8 @@ class Outbox:
         now = self.clock()
         soonest = 60.0
         for ticket in self._waiting:
+            if ticket.future.done():  # its caller gave up; it leaves the queue itself
+                continue
             chat = self._chats[ticket.chat_id]
             if chat.busy:
                 continue
@@ -372,27 +374,35 @@ class Outbox:
 
     async def _run(self) -> None:
         while self._waiting:
-            self._wake.clear()
-            ticket, wait = self._next()
-            if ticket is None:
-                await self._sleep(wait)
-                continue
-            wait = await self._take_budget()
-            if wait:
-                await self._sleep(wait)  # a more urgent request may arrive meanwhile
-                continue
-            if ticket not in self._waiting:  # cancelled or replaced while the budget answered
-                continue
-            self._waiting.remove(ticket)
-            chat = self._chats[ticket.chat_id]
-            chat.waiting -= 1
-            chat.busy = True
-            self._in_flight += 1
-            chat.tokens -= ticket.cost
-            self._debt += ticket.cost - 1
-            if self.record:
-                self.granted.append((ticket.priority, ticket.chat_id))
-            ticket.future.set_result(True)
+            try:
+                await self._turn()
+            except Exception:  # never leave the waiting requests without a scheduler
+                log.exception("the outbound scheduler failed; going on")
+                await asyncio.sleep(0.1)
+
+    async def _turn(self) -> None:
+        """Grant one turn, or wait until one may be granted."""
+        self._wake.clear()
+        ticket, wait = self._next()
+        if ticket is None:
+            await self._sleep(wait)
+            return
+        wait = await self._take_budget()
+        if wait:
+            await self._sleep(wait)  # a more urgent request may arrive meanwhile
+            return
+        if ticket not in self._waiting or ticket.future.done():
+            return  # cancelled or replaced while the budget answered (the token is lost)
+        self._waiting.remove(ticket)
+        chat = self._chats[ticket.chat_id]
+        chat.waiting -= 1
+        chat.busy = True
+        self._in_flight += 1
+        chat.tokens -= ticket.cost
+        self._debt += ticket.cost - 1
+        if self.record:
+            self.granted.append((ticket.priority, ticket.chat_id))
+        ticket.future.set_result(True)
 
 
 def outbox_of(bot: Bot) -> Outbox | None:

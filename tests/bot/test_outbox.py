@@ -200,3 +200,15 @@ async def test_progress_text_is_rendered_only_for_edits_that_go_out() -> None:
     assert edits[-1] == "done"
     assert renders == len(edits) - 1  # one render per edit sent (the last is the final text)
     assert renders <= 30  # at most one per burst of updates, never one per update
+
+
+async def test_a_request_given_up_while_waiting_does_not_stop_the_others() -> None:
+    outbox = Outbox(budget=None)
+    assert await outbox.acquire(1, Priority.INTERACTIVE)  # chat 1 has a request in flight
+    gives_up = asyncio.create_task(outbox.acquire(1, Priority.INTERACTIVE))
+    waits = asyncio.create_task(outbox.acquire(1, Priority.RESULT))
+    await asyncio.sleep(0)  # both are queued
+    outbox.release(1)  # the scheduler wakes up first…
+    gives_up.cancel()  # …and finds the first waiting request already given up
+    assert await asyncio.wait_for(waits, timeout=5)
+    assert gives_up.cancelled()
