@@ -60,6 +60,7 @@ class Settings(BaseSettings):
 
     # State
     data_dir: Path = Path("./data")
+    datasets_dir: Path | None = None  # the demo datasets (catalog.json); None: the bundled ones
     redis_url: SecretStr | None = None
 
     # Analyses
@@ -133,6 +134,7 @@ class Settings(BaseSettings):
         "yandex_api_key",
         "openai_api_key",
         "system_prompt_file",
+        "datasets_dir",
         mode="before",
     )
     @classmethod

@@ -12,7 +12,7 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter, TelegramServerError
-from aiogram.methods import SendChatAction, TelegramMethod
+from aiogram.methods import SendChatAction, SendMessageDraft, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
@@ -23,6 +23,15 @@ from bot.telegram.i18n import pick_language, translator
 log = logging.getLogger(__name__)
 
 CHAT_ACTION_MAX_BACKLOG = 0.5  # seconds
+
+
+def creates_message(method: TelegramMethod[Any]) -> bool:
+    """sendMessage, sendPhoto, sendDocument, sendMediaGroup, copy/forward…: a request that
+    leaves something in a chat each time it is carried out. (Chat actions and drafts vanish
+    on their own; edits and deletions can be repeated.)"""
+    if isinstance(method, SendChatAction | SendMessageDraft):
+        return False
+    return type(method).__name__.startswith(("Send", "Copy", "Forward"))
 
 
 class _ChatTurn:
@@ -60,7 +69,12 @@ class SendPacer:
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
     """Honour Telegram's flood control: on 429 wait `retry_after` and send the same
-    request again (never a different one); retry a 5xx once after a short pause.
+    request again (never a different one): a 429 means Telegram did not carry it out.
+
+    A 5xx may come after Telegram did carry the request out (its front end lost the answer),
+    so it is repeated, after a short pause, only when a repeat leaves no trace: never for a
+    request that creates a message (`creates_message`), which would then appear twice. Those
+    errors reach the caller, like a timeout (never repeated here either).
 
     Requests to the same chat go one at a time, so while one waits out a 429 nothing else
     is sent to that chat (a request during the pause is a violation that Telegram may punish
@@ -123,7 +137,7 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 )
                 await asyncio.sleep(error.retry_after)
             except TelegramServerError:
-                if attempt == self.attempts:
+                if attempt == self.attempts or creates_message(method):
                     raise
                 await asyncio.sleep(attempt)
         raise AssertionError("unreachable")
