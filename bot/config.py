@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=8080, ge=1, le=65535)
     health_port: int | None = Field(default=None, ge=1, le=65535)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # With REDIS_URL: seconds after which a dead instance's analysis slot is given back
+    shared_lease_seconds: float = Field(default=30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")

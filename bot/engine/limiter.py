@@ -12,8 +12,24 @@ import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 PositionCallback = Callable[[int], None]
+
+
+class ConcurrencyLimiter(Protocol):
+    """What the engine needs of a limiter (`TurnLimiter` here; a deployment-wide one lives
+    in storage and is injected through `AnalysisEngine(limiter=...)`)."""
+
+    @property
+    def running(self) -> int: ...
+
+    @property
+    def queued(self) -> int: ...
+
+    async def acquire(self, on_position: PositionCallback | None = None) -> None: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass(eq=False, slots=True)

@@ -138,9 +138,12 @@ class ChatFiles:
         await self._check_caps(await self._store.list_files(chat_id), size or 0)
 
     async def _check_caps(self, files: list[StoredFile], new_size: int) -> None:
-        if len(files) >= self.limits.max_files:
-            raise FileRejected(RejectReason.TOO_MANY_FILES, limit=self.limits.max_files)
         used = sum(f.size for f in files if f.dataset_id is None)
+        await self._check_caps_figures(len(files), used, new_size)
+
+    async def _check_caps_figures(self, count: int, used: int, new_size: int) -> None:
+        if count >= self.limits.max_files:
+            raise FileRejected(RejectReason.TOO_MANY_FILES, limit=self.limits.max_files)
         if used + new_size > self.limits.max_chat_bytes:
             raise FileRejected(
                 RejectReason.CHAT_FULL, used=used, size=new_size, limit=self.limits.max_chat_bytes
@@ -188,7 +191,24 @@ class ChatFiles:
                     path=str(path),
                     added_at=datetime.now(UTC),
                 )
-                await self._store.add_file(record)
+                # Another instance may have added a file since the look above: the store
+                # checks the caps and duplicates again and adds in one atomic step.
+                while not (
+                    outcome := await self._store.add_file_within(
+                        record,
+                        max_files=self.limits.max_files,
+                        max_bytes=self.limits.max_chat_bytes,
+                    )
+                ).added:
+                    if outcome.duplicate_key is None:
+                        await self._local.delete(path)
+                        await self._check_caps_figures(outcome.files, outcome.used, size)
+                        raise AssertionError("the store refused a file within the caps")
+                    existing = await self._store.get_file(chat_id, outcome.duplicate_key)
+                    if existing is not None:
+                        await self._local.delete(path)
+                        return AddedFile(existing, info, duplicate=True)
+                    # the duplicate was removed meanwhile: try again
             log.info("file added chat=%s key=%s size=%d", chat_id, record.file_key, size)
             return AddedFile(record, info)
         finally:  # a no-op for whichever temp file was committed under its final name
