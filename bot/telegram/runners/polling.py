@@ -2,10 +2,12 @@
 
 Only one process may poll a token: Telegram ends a pending getUpdates with 409 Conflict when
 another one starts. Two pollers would take turns ending each other's polls (each update goes
-to one of them at random) for as long as both run. `PollConflictGuard` ends that: a process
-that meets a conflict within its first `CONFLICT_GRACE_SECONDS` of polling is the newcomer
-and exits (code 1) with one clear log line; an established one waits a moment and polls
-again, which ends the newcomer's poll so that it sees the conflict and leaves."""
+to one of them at random) for as long as both run. `PollConflictGuard` ends that: the first
+409 goes to the process that was polling already (its pending poll is ended by the
+newcomer's); it polls again at once, which ends the newcomer's first poll. A process whose
+poll is ended before any of its polls went through is the newcomer: it says so in one log
+line and exits with code 1. A 409 because a webhook is set (another instance runs in
+webhook mode) also ends polling."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from bot.telegram.runners.common import BotRunner, health_app
 
 log = logging.getLogger(__name__)
 
-CONFLICT_GRACE_SECONDS = 30.0
+CONFLICT_LOG_INTERVAL = 60.0  # seconds between warnings while an older instance keeps fighting
 
 
 class PollingConflict(Exception):
@@ -32,11 +34,11 @@ class PollingConflict(Exception):
 
 
 class PollConflictGuard(BaseRequestMiddleware):
-    def __init__(self, runtime: Runtime, grace: float = CONFLICT_GRACE_SECONDS) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.grace = grace
         self.conflict: str | None = None
-        self._started: float | None = None
+        self._polled = False  # a poll of ours went through
+        self._warned_at = float("-inf")
 
     async def __call__(
         self,
@@ -46,26 +48,34 @@ class PollConflictGuard(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         if not isinstance(method, GetUpdates):
             return await make_request(bot, method)
-        loop = asyncio.get_running_loop()
-        if self.conflict is not None:
-            await asyncio.Event().wait()  # polling is being stopped: never poll again
-        if self._started is None:
-            self._started = loop.time()
-        try:
-            return await make_request(bot, method)
-        except TelegramConflictError as error:
-            if loop.time() - self._started > self.grace:
-                log.warning("getUpdates conflict (%s): polling again", error.message)
-                raise  # aiogram waits a moment and polls again
-            self.conflict = error.message
-            log.error(
-                "another process is already running this bot (Telegram: %s); stop it, or run "
-                "several instances with WEBHOOK_URL behind one address; exiting",
-                error.message,
-            )
-            self.runtime.request_stop("getUpdates conflict")
-            await asyncio.Event().wait()  # until polling is stopped (cancelled)
-            raise AssertionError("unreachable") from None
+        while self.conflict is None:
+            try:
+                response = await make_request(bot, method)
+            except TelegramConflictError as error:
+                if self._polled and "webhook" not in error.message:
+                    self._warn(error.message)
+                    continue  # we were here first: poll again, ending the newcomer's poll
+                self._give_way(error.message)
+                break
+            self._polled = True
+            return response
+        await asyncio.Event().wait()  # polling is being stopped: never poll again
+        raise AssertionError("unreachable")
+
+    def _warn(self, message: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._warned_at >= CONFLICT_LOG_INTERVAL:
+            self._warned_at = now
+            log.warning("another process polls this bot's token (Telegram: %s)", message)
+
+    def _give_way(self, message: str) -> None:
+        self.conflict = message
+        log.error(
+            "another process is already running this bot (Telegram: %s); stop it, or run "
+            "several instances with WEBHOOK_URL behind one address; exiting",
+            message,
+        )
+        self.runtime.request_stop("getUpdates conflict")
 
 
 class PollingRunner(BotRunner):
