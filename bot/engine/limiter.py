@@ -1,8 +1,9 @@
 """A FIFO limit on simultaneous turns, with queue positions reported to the waiters.
 
-`TurnLimiter` is deliberately small so that a distributed version (e.g. backed by Redis, to share
-Yandex's "3 concurrent Code Interpreter runs" quota between several bot processes) can replace
-it: the engine only uses `acquire`, `release`, `running` and `queued`.
+`TurnLimiter` is the in-process limiter. The engine only uses `acquire`, `release`, `running`
+and `queued` (`ConcurrencyLimiter`), so a deployment-wide one replaces it with REDIS_URL set:
+`bot.storage.redis_limits.RedisSemaphore` shares e.g. Yandex's "3 concurrent Code Interpreter
+runs" between several bot processes (`bot.app` passes it as `AnalysisEngine(limiter=...)`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,9 @@ Key layout (`p` = prefix, default "dab:"; times are UTC epoch seconds, days YYYY
     p day:<day>:users            set   users with activity that day
     p day:<day>:chats            set   chats with activity that day
 
-The day:* keys expire COUNTER_TTL_SECONDS (~40 days) after their last update.
+The day:* keys expire COUNTER_TTL_SECONDS (~40 days) after their last update. What instances
+share besides state (the Telegram budget, analysis slots, per-chat send locks) lives under
+"dab:shared:" (`bot.storage.redis_limits`, composed in `bot.app.SharedLimits`).
 """
 
 from __future__ import annotations
