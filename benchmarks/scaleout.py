@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -92,6 +93,13 @@ async def serve_bot(config: dict[str, Any]) -> None:
     services = await build_services(settings)
     runner = make_runner(settings, services, create_bot(settings, services.shared), Runtime())
     task = asyncio.create_task(runner.run())
+
+    def dump_tasks() -> None:  # kill -USR1 <bot pid>: every task's stack into the bot's log
+        for each in asyncio.all_tasks():
+            each.print_stack(limit=12, file=sys.stderr)
+        sys.stderr.flush()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
     reader = await stdin_reader()
     cpu, wall = time.process_time(), time.perf_counter()
     while line := (await reader.readline()).decode().strip():

@@ -178,6 +178,7 @@ class RedisSemaphore:
         self._queued = 0
         self._wake = asyncio.Event()
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._releasing: set[asyncio.Task[None]] = set()
 
     @property
@@ -201,6 +202,7 @@ class RedisSemaphore:
                 position, held, queued = await self._enter(
                     keys=self._keys, args=[holder, str(self._limit), lease_ms]
                 )
+                _raise_if_cancelled()
                 self._running, self._queued = int(held), int(queued)
                 if position == 0:
                     break
@@ -241,8 +243,7 @@ class RedisSemaphore:
 
     async def _keep_leases(self) -> None:
         lease_ms = str(int(self.lease * 1000))
-        while self._held:
-            await asyncio.sleep(self.heartbeat)
+        while self._held and not await _stopped(self._closing, self.heartbeat):
             held = list(self._held)
             if not held:
                 break
@@ -251,6 +252,7 @@ class RedisSemaphore:
             except Exception:
                 log.warning("renewing shared slots failed", exc_info=True)
                 continue
+            lost = [holder for holder in lost if holder in self._held]  # not released since
             if lost:
                 # The lease lapsed (this process stalled longer than the lease): the slot may
                 # now be someone else's; the turn goes on, the count is one over for a while.
@@ -258,15 +260,14 @@ class RedisSemaphore:
 
     async def aclose(self) -> None:
         """Give back every slot still held and stop the heartbeat."""
+        self._closing.set()
         for holder in list(self._held):
             await self._leave_quietly(holder)
         self._held.clear()
         if self._releasing:
             await asyncio.gather(*self._releasing, return_exceptions=True)
         if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat_task
+            await asyncio.wait({self._heartbeat_task}, timeout=5)
 
 
 class RedisLocks:
@@ -284,6 +285,7 @@ class RedisLocks:
         self.poll = poll
         self._renew = client.register_script(_LOCK_RENEW)
         self._release = client.register_script(_LOCK_RELEASE)
+        self._renewals: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def hold(self, key: str | int) -> AsyncIterator[None]:
@@ -292,24 +294,47 @@ class RedisLocks:
         lease_ms = int(self.lease * 1000)
         delay = self.poll
         while not await self._client.set(name, token, nx=True, px=lease_ms):
+            _raise_if_cancelled()
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.2)
-        renewing = asyncio.create_task(self._keep(name, token, lease_ms))
+        try:
+            _raise_if_cancelled()
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(keys=[name], args=[token]))
+            raise
+        # The renewal is stopped by an event, never cancelled: a cancel that lands inside a
+        # Redis call may be swallowed there, and awaiting that task would then never end.
+        stop = asyncio.Event()
+        renewing = asyncio.create_task(self._keep(name, token, lease_ms, stop))
+        self._renewals.add(renewing)
+        renewing.add_done_callback(self._renewals.discard)
         try:
             yield
         finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            stop.set()
             try:
                 await asyncio.shield(self._release(keys=[name], args=[token]))
             except Exception:
                 log.warning("could not release a shared lock; it lapses in %.0fs", self.lease)
 
-    async def _keep(self, name: str, token: str, lease_ms: int) -> None:
-        while True:
-            await asyncio.sleep(self.lease / 3)
+    async def _keep(self, name: str, token: str, lease_ms: int, stop: asyncio.Event) -> None:
+        while not await _stopped(stop, self.lease / 3):
             try:
                 await self._renew(keys=[name], args=[token, str(lease_ms)])
             except Exception:
                 log.warning("renewing a shared lock failed", exc_info=True)
+
+
+def _raise_if_cancelled() -> None:
+    """redis-py can swallow a cancel that lands while a command is under way (the call then
+    returns normally): honour it once the call is back."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `stop`; whether it is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
