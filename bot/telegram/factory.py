@@ -65,7 +65,7 @@ def create_bot(settings: Settings, shared: SharedLimits | None = None) -> Bot:
     if shared is not None:
         chat_order = shared.chat_sends
         if shared.telegram_budget is not None:
-            pacer = BudgetPacer(shared.telegram_budget)
+            pacer = BudgetPacer(shared.telegram_budget, settings.telegram_messages_per_second)
     session.middleware(RetryAfterMiddleware(pacer=pacer, chat_order=chat_order))
     return Bot(
         settings.telegram_bot_token.get_secret_value(),

@@ -82,20 +82,28 @@ class ChatOrder(Protocol):
 
 
 class BudgetPacer(SendPacer):
-    """A `SendPacer` that takes its tokens from a shared `SendBudget`."""
+    """A `SendPacer` that takes its tokens from a shared `SendBudget` (`per_second` is that
+    budget's rate, for `backlog`). This instance's requests take turns, first come first
+    served, so only one of them at a time asks the budget."""
 
-    def __init__(self, budget: SendBudget) -> None:
+    def __init__(self, budget: SendBudget, per_second: float) -> None:
         super().__init__(0)
         self.budget = budget
-        self._wait_until = 0.0
+        self.per_second = per_second
+        self._turn = asyncio.Lock()
+        self._waiting = 0
 
     def backlog(self) -> float:
-        return max(0.0, self._wait_until - asyncio.get_running_loop().time())
+        return self._waiting / self.per_second if self.per_second > 0 else 0.0
 
     async def wait(self) -> None:
-        while (delay := await self.budget.try_take()) > 0:
-            self._wait_until = asyncio.get_running_loop().time() + delay
-            await asyncio.sleep(delay)
+        self._waiting += 1
+        try:
+            async with self._turn:
+                while (delay := await self.budget.try_take()) > 0:  # noqa: ASYNC110 - a shared bucket signals nothing
+                    await asyncio.sleep(delay)
+        finally:
+            self._waiting -= 1
 
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
