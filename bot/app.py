@@ -11,9 +11,11 @@ from bot.config import Settings
 from bot.engine import AnalysisEngine
 from bot.services.access import AccessPolicy
 from bot.services.analysis import AnalysisService
+from bot.services.answers import Answers
 from bot.services.files import ChatFiles
 from bot.services.limits import Limits
 from bot.services.people import People
+from bot.services.preferences import Preferences
 from bot.storage import LocalFileStore, RedisStore, open_store
 from bot.storage.base import Store
 from bot.storage.redis_limits import RedisLocks, RedisSemaphore, RedisTokenBucket
@@ -73,6 +75,8 @@ class Services:
     access: AccessPolicy
     limits: Limits
     people: People
+    preferences: Preferences
+    answers: Answers
     shared: SharedLimits | None = None  # None: a single instance (no REDIS_URL)
 
     async def aclose(self) -> None:
@@ -114,5 +118,7 @@ async def build_services(settings: Settings, *, catalog: Catalog | None = None) 
         access=AccessPolicy.from_settings(settings),
         limits=limits,
         people=People(store),
+        preferences=Preferences(store, rich_answers=settings.rich_answers == "auto"),
+        answers=Answers(store, local),
         shared=shared,
     )

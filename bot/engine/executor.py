@@ -18,6 +18,8 @@ Write a class with the three methods of `Executor` and pass an instance to
   per code step `CodeStepStarted(n)`, `CodeDelta`s, `CodeDone`, `CodeRunning`, `CodeFinished(logs)`
   and `ImageOutput`s, and for the answer `TextDelta`s and `FileCited`. Steps are numbered from 1.
   `bot.engine.stream.TurnAccumulator` shows the exact rules;
+- set `turn.chain_gone = True` when `request.previous_response_id` proved unusable (the services
+  then drop it), and report `TurnResult.context_reset=True` if the turn went on without it;
 - keep `turn.progress` current (`code_ran`, `response_id`, `usage`; `TurnProgress` below, e.g.
   a `TurnAccumulator` or a `ProgressRecord`): when the engine has to end the turn itself (timeout,
   cancel, an unexpected exception) the `TurnFailed` it emits is built from it by `turn.failed()`;
@@ -82,19 +84,25 @@ class Turn:
         self.request = request
         self.analysis_id = analysis_id
         self.progress: TurnProgress = ProgressRecord()
+        # Set by the backend when `request.previous_response_id` turned out to be dead (expired
+        # container, unknown response): every failure then says `chain_gone`.
+        self.chain_gone = False
         self.started = time.monotonic()  # reset when the turn gets its slot
         self._emit = emit
 
     def emit(self, event: EngineEvent) -> None:
         """Send a progress event to the consumer (ignored once the run has ended)."""
+        if isinstance(event, TurnFinished | TurnFailed):
+            raise TypeError("return the terminal event from run_turn instead of emitting it")
         self._emit(event)
 
     def begin(self) -> None:
         """The turn got its slot (called by the engine): durations count from here."""
         self.started = time.monotonic()
 
-    def failed(self, reason: FailureReason, detail: str, *, chain_gone: bool = False) -> TurnFailed:
-        """A `TurnFailed` carrying what `progress` knows (code ran, response id, usage)."""
+    def failed(self, reason: FailureReason, detail: str) -> TurnFailed:
+        """A `TurnFailed` carrying what `progress` knows (code ran, response id, usage) and
+        whether the previous response id is dead (`chain_gone`)."""
         progress = self.progress
         return TurnFailed(
             reason,
@@ -102,7 +110,7 @@ class Turn:
             code_ran=progress.code_ran,
             response_id=progress.response_id,
             usage=progress.usage,
-            chain_gone=chain_gone,
+            chain_gone=self.chain_gone,
         )
 
 

@@ -97,6 +97,9 @@ class TurnResult:
     # The previous response could not be continued (expired container, unknown response id),
     # so this turn started a fresh chain: the model did not see the earlier conversation.
     context_reset: bool = False
+    # Up to three short questions the model suggests asking next (`bot.engine.followups`);
+    # the block they came in is already taken off `text`.
+    follow_ups: tuple[str, ...] = ()
 
 
 class FailureReason(StrEnum):
@@ -168,7 +171,7 @@ class ImageOutput:
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     delta: str
-    text: str  # the answer so far (raw Markdown)
+    text: str  # the answer so far (raw Markdown, the follow-up block hidden)
 
 
 @dataclass(frozen=True, slots=True)

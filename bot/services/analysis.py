@@ -26,7 +26,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +35,7 @@ from typing import Protocol
 
 from bot.config import DEFAULT_LANGUAGE
 from bot.engine.types import (
+    DataFile,
     EngineEvent,
     TurnFailed,
     TurnFinished,
@@ -51,6 +52,9 @@ log = logging.getLogger(__name__)
 MAINTENANCE_WAIT_SECONDS = 5.0
 # Bookkeeping (usage, the response id) is retried with these pauses when the store fails.
 RECORD_DELAYS = (0.0, 0.2, 1.0, 3.0)
+# How long closing waits for the bookkeeping and the release before they go on in the
+# background (and the answer is delivered).
+SETTLE_WAIT_SECONDS = 1.0
 
 
 class TurnRunLike(Protocol):
@@ -159,6 +163,11 @@ class Analysis:
         return time.monotonic() - self.started
 
     @property
+    def files(self) -> Sequence[DataFile]:
+        """The data files the turn was given."""
+        return self._turn.files
+
+    @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
@@ -260,21 +269,20 @@ class Analysis:
             lambda: self._store.refund_quota(quota.day, quota.user_id, quota.chat_id),
         )
 
-    async def close(self) -> bool:
-        """End the run if it still goes, finish the bookkeeping, give the chat back.
-        Idempotent and never raises. False when the store would not take the release (the
-        lease then lapses by itself)."""
+    async def close(self) -> asyncio.Task[bool] | None:
+        """End the run if it still goes, then settle: finish the bookkeeping and give the
+        chat back. Idempotent; never raises. Waits for the settling up to
+        `SETTLE_WAIT_SECONDS` (a healthy store takes milliseconds) and returns it when it
+        goes on — a failing store is retried in the background, never at the cost of the
+        answer. The settling's result is False when the store would not take the release
+        (the lease then lapses by itself)."""
         if self._closing:
             await self._closed.wait()
-            return True
+            return None
         self._closing = True
-        released = False
         try:
             run = self._run
-            if run is None:
-                # Nothing reached the model (e.g. the progress message could not be sent).
-                await self._refund()
-            else:
+            if run is not None:
                 if run.outcome is None:  # the consumer left early: stop the turn now
                     run.cancel("abandoned: the analysis was closed")
                 try:
@@ -283,16 +291,19 @@ class Analysis:
                     log.warning("engine run ended badly analysis=%s", self.id, exc_info=True)
                 if run.outcome is not None:
                     self._record(run.outcome)  # a no-op when the consumer saw it
-            if self._recorded is not None:
-                await self._recorded
-            released = await self._lease.release(leave_for_report=self.interrupted_by_shutdown)
-        except BaseException:
-            log.exception("closing analysis=%s failed", self.id)
-            await self._lease.release(leave_for_report=self.interrupted_by_shutdown)
-            raise
+            settling = asyncio.create_task(self._settle(), name=f"settle-{self.id}")
+            done, _ = await asyncio.wait({settling}, timeout=SETTLE_WAIT_SECONDS)
+            return None if done else settling
         finally:
             self._closed.set()
-        return released
+
+    async def _settle(self) -> bool:
+        if self._run is None:
+            # Nothing reached the model (e.g. the progress message could not be sent).
+            await self._refund()
+        if self._recorded is not None:
+            await self._recorded
+        return await self._lease.release(leave_for_report=self.interrupted_by_shutdown)
 
 
 class AnalysisService:
@@ -316,6 +327,7 @@ class AnalysisService:
         self._clock = clock
         self._running: dict[int, Analysis] = {}
         self._unreleased: set[str] = set()  # finished, but the store kept their claim
+        self._settling: set[asyncio.Task[bool]] = set()  # closings waiting for the store
         self._shutting_down = False
 
     def running(self, chat_id: int) -> Analysis | None:
@@ -336,11 +348,19 @@ class AnalysisService:
             yield analysis
         finally:
             try:
-                if not await analysis.close():
-                    self._unreleased.add(analysis.id)
+                settling = await analysis.close()
+                if settling is not None:
+                    self._settle_later(analysis.id, settling)
             finally:
                 if self._running.get(chat_id) is analysis:  # not a newer one that took over
                     del self._running[chat_id]
+
+    def _settle_later(self, analysis_id: str, settling: asyncio.Task[bool]) -> None:
+        log.warning("analysis=%s: the store is slow; settling it in the background", analysis_id)
+        # Finished: should its claim lapse instead of being released, that is no interruption.
+        self._unreleased.add(analysis_id)
+        self._settling.add(settling)
+        settling.add_done_callback(self._settling.discard)
 
     async def _claim(self, request: AnalysisRequest, now: datetime) -> Lease:
         claim = ActiveAnalysis(
@@ -459,6 +479,17 @@ class AnalysisService:
         """Stop taking analyses, let running ones finish within `grace` seconds, then
         interrupt the rest (they are reported to their chats after the restart)."""
         self._shutting_down = True
+        try:
+            await self._stop_running(grace)
+        finally:
+            await self.wait_settled(timeout=5)  # a slow store's last chance
+
+    async def wait_settled(self, timeout: float | None = None) -> None:
+        """Wait for closings whose bookkeeping went on in the background."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=timeout)
+
+    async def _stop_running(self, grace: float) -> None:
         running = list(self._running.values())
         if not running:
             return

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.catalog import Dataset
+from bot.common import KeyedLocks
 from bot.engine.types import ColumnInfo, DataFile
 from bot.services.lease import MAINTENANCE_LEASE_SECONDS, Lease, maintenance_claim
 from bot.storage.base import Store, StoredFile, remote_scope
@@ -108,24 +109,8 @@ class ChatFiles:
         self._local = local
         self._remote = remote
         self.limits = limits
-        # chat -> (lock, holders and waiters); dropped when unused, so it does not grow
-        # with every chat that ever sent a file.
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._chat_locks: KeyedLocks[int] = KeyedLocks()
         self._dataset_info: dict[str, TableInfo] = {}
-
-    @asynccontextmanager
-    async def _chat_lock(self, chat_id: int) -> AsyncIterator[None]:
-        lock, users = self._locks.get(chat_id, (asyncio.Lock(), 0))
-        self._locks[chat_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[chat_id]
-            if users <= 1:
-                del self._locks[chat_id]
-            else:
-                self._locks[chat_id] = (lock, users - 1)
 
     async def list_files(self, chat_id: int) -> list[StoredFile]:
         return await self._store.list_files(chat_id)
@@ -169,7 +154,7 @@ class ChatFiles:
                 upload = self._local.new_temp_path(chat_id)
                 await asyncio.to_thread(transcode_to_utf8, temp, upload, info.encoding or "")
             size = (await asyncio.to_thread(upload.stat)).st_size
-            async with self._chat_lock(chat_id):
+            async with self._chat_locks.hold(chat_id):
                 files = await self._store.list_files(chat_id)
                 for existing in files:
                     if existing.sha256 == sha and existing.dataset_id is None:
@@ -226,7 +211,7 @@ class ChatFiles:
     async def add_dataset(self, chat_id: int, dataset: Dataset) -> AddedFile:
         """Add a bundled dataset; choosing one twice does not duplicate it."""
         info = await self.dataset_info(dataset)
-        async with self._chat_lock(chat_id):
+        async with self._chat_locks.hold(chat_id):
             files = await self._store.list_files(chat_id)
             for existing in files:
                 if existing.dataset_id == dataset.id:
@@ -256,7 +241,7 @@ class ChatFiles:
         """Hold the chat's claim while its files change: an analysis neither runs now nor
         starts until the change is over, on any instance (it would upload a file being
         deleted, and its remote copy would outlive it). ChatBusy while one runs."""
-        async with self._chat_lock(chat_id):  # not while an upload is being recorded
+        async with self._chat_locks.hold(chat_id):  # not while an upload is being recorded
             lease = await Lease.acquire(
                 self._store,
                 maintenance_claim(chat_id),

@@ -11,12 +11,12 @@ instance to report.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from bot.common import cancel_and_wait
 from bot.storage.base import ActiveAnalysis, Store
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,7 @@ class Lease:
 
     async def _stop_renewing(self) -> None:
         if self._renewing is not None:
-            self._renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewing
+            await cancel_and_wait(self._renewing)
 
     async def release(self, *, leave_for_report: bool = False) -> bool:
         """Give the chat back (idempotent; never raises). With `leave_for_report` the

@@ -213,7 +213,7 @@ def _provider_row(
 def _turn_row(outcome: TurnFinished | TurnFailed | None, started: bool) -> CheckRow:
     name = "Code Interpreter turn"
     if not started and not isinstance(outcome, TurnFinished):
-        return CheckRow.skip(name, "the provider refused the request")
+        return CheckRow.skip(name, "no turn: see the provider row")
     if isinstance(outcome, TurnFailed):
         return CheckRow.fail(
             name,
@@ -248,13 +248,8 @@ def _upload_row(
     name = "File upload"
     if file_id:
         return CheckRow.ok(name, "check.csv uploaded")
-    if isinstance(outcome, TurnFailed) and outcome.reason in (
-        FailureReason.UPLOAD_FAILED,
-        FailureReason.AUTH,
-    ):
-        return CheckRow.fail(
-            name, f"refused: {outcome.reason.value}", f"check {key_name} and its rights on files"
-        )
+    if isinstance(outcome, TurnFailed) and outcome.reason is FailureReason.AUTH:
+        return CheckRow.fail(name, "refused: auth", f"check {key_name} and its rights on files")
     return CheckRow.fail(name, "no file was uploaded", "see the provider row")
 
 

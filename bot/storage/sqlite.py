@@ -24,9 +24,11 @@ import aiosqlite
 
 from bot.storage.base import (
     DATASET_SCOPE,
+    FOLLOW_UPS_KEPT,
     ActiveAnalysis,
     CappedAdd,
     Conversation,
+    FollowUps,
     QuotaCheck,
     StoredFile,
     UsageTotals,
@@ -106,6 +108,26 @@ MIGRATIONS: list[Sequence[str]] = [
         ) WITHOUT ROWID
         """,
         "CREATE INDEX daily_counters_chat ON daily_counters (day, chat_id)",
+    ),
+    # 2: per-chat settings and the follow-up questions offered under answers
+    (
+        """
+        CREATE TABLE chat_settings (
+            chat_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (chat_id, name)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE follow_ups (
+            chat_id INTEGER NOT NULL,
+            analysis_id TEXT NOT NULL,
+            questions TEXT NOT NULL,        -- JSON ["...", ...]
+            created_at REAL NOT NULL,
+            PRIMARY KEY (chat_id, analysis_id)
+        )
+        """,
     ),
 ]
 
@@ -430,9 +452,59 @@ class SqliteStore:
             files = await self._fill_remote(db, files)
             await db.execute("DELETE FROM files WHERE chat_id = ?", (chat_id,))
             await db.execute("DELETE FROM conversations WHERE chat_id = ?", (chat_id,))
+            await db.execute("DELETE FROM follow_ups WHERE chat_id = ?", (chat_id,))
             return files
 
         return await self._transaction(body)
+
+    async def set_follow_ups(self, record: FollowUps) -> None:
+        async def body(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT OR REPLACE INTO follow_ups (chat_id, analysis_id, questions, created_at)"
+                " VALUES (?,?,?,?)",
+                (
+                    record.chat_id,
+                    record.analysis_id,
+                    json.dumps(list(record.questions), ensure_ascii=False),
+                    _now(),
+                ),
+            )
+            await db.execute(
+                "DELETE FROM follow_ups WHERE chat_id = ? AND rowid NOT IN"
+                " (SELECT rowid FROM follow_ups WHERE chat_id = ?"
+                "  ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                (record.chat_id, record.chat_id, FOLLOW_UPS_KEPT),
+            )
+
+        await self._transaction(body)
+
+    async def get_follow_ups(self, chat_id: int, analysis_id: str) -> FollowUps | None:
+        rows = await self._fetchall(
+            "SELECT questions FROM follow_ups WHERE chat_id = ? AND analysis_id = ?",
+            (chat_id, analysis_id),
+        )
+        if not rows:
+            return None
+        questions = tuple(str(q) for q in json.loads(rows[0][0]))
+        return FollowUps(chat_id=chat_id, analysis_id=analysis_id, questions=questions)
+
+    async def get_chat_settings(self, chat_id: int) -> dict[str, str]:
+        rows = await self._fetchall(
+            "SELECT name, value FROM chat_settings WHERE chat_id = ?", (chat_id,)
+        )
+        return {str(name): str(value) for name, value in rows}
+
+    async def set_chat_setting(self, chat_id: int, name: str, value: str | None) -> None:
+        if value is None:
+            await self._execute(
+                "DELETE FROM chat_settings WHERE chat_id = ? AND name = ?", (chat_id, name)
+            )
+            return
+        await self._execute(
+            "INSERT INTO chat_settings (chat_id, name, value) VALUES (?,?,?)"
+            " ON CONFLICT (chat_id, name) DO UPDATE SET value = excluded.value",
+            (chat_id, name, value),
+        )
 
     async def get_language(self, user_id: int) -> str | None:
         rows = await self._fetchall(

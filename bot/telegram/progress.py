@@ -62,13 +62,15 @@ def answer_preview(markdown: str) -> str:
 class ProgressView:
     """What the progress message says, derived from the events seen so far."""
 
-    def __init__(self, t: Translator) -> None:
+    def __init__(self, t: Translator, *, show_code: bool = True) -> None:
         self.t = t
+        self.show_code = show_code  # the chat's /settings choice
         self.status = t("progress-uploading")
         self.done_steps: list[int] = []
         self.code = ""
         self.answer = ""
         self.images = 0
+        self.show_answer = True  # False while a draft carries the answer
         self._mode = "status"  # "code" shows the code tail, "answer" the answer preview
 
     def apply(self, event: EngineEvent) -> bool:
@@ -112,11 +114,11 @@ class ProgressView:
         lines = [self.t("progress-step-done", step=s) for s in self.done_steps[-5:]]
         lines.append(f"<b>{self.status}</b>")
         text = "\n".join(lines)
-        if self._mode == "code" and self.code.strip():
+        if self._mode == "code" and self.show_code and self.code.strip():
             tail = self.code.rstrip().splitlines()[-CODE_TAIL_LINES:]
             snippet = "\n".join(tail)[-CODE_TAIL_CHARS:]
             text += f'\n<pre><code class="language-python">{html.escape(snippet)}</code></pre>'
-        elif self._mode == "answer" and self.answer.strip():
+        elif self._mode == "answer" and self.show_answer and self.answer.strip():
             text += "\n\n" + html.escape(answer_preview(self.answer))
         return text
 
@@ -124,12 +126,25 @@ class ProgressView:
 class PacedEditor:
     """Owns one bot message and edits it at most once per `interval` seconds."""
 
-    def __init__(self, bot: Bot, message: Message, interval: float) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        message: Message,
+        interval: float,
+        *,
+        sent_text: str | None = None,
+        sent_markup: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        """`sent_text`/`sent_markup`: what the message shows, as we sent it (its HTML);
+        by default read back from `message`."""
         self.bot = bot
         self.message = message
         self.interval = interval
-        self._sent_text = message.html_text if message.text else ""
-        self._sent_markup: InlineKeyboardMarkup | None = message.reply_markup
+        if sent_text is None:
+            sent_text = message.html_text if message.text else ""
+            sent_markup = message.reply_markup
+        self._sent_text = sent_text
+        self._sent_markup = sent_markup
         self._wanted: tuple[str, InlineKeyboardMarkup | None] | None = None
         self._wake = asyncio.Event()
         self._sending = asyncio.Lock()  # held while an edit request is in flight
@@ -159,11 +174,14 @@ class PacedEditor:
             ),
             reply_markup=markup,
         )
-        editor = cls(bot, message, interval)
-        editor._sent_text = text
-        editor._sent_markup = markup
-        editor._task = asyncio.create_task(editor._loop())
+        editor = cls(bot, message, interval, sent_text=text, sent_markup=markup)
+        editor.start()
         return editor
+
+    def start(self) -> None:
+        """Begin applying `update()`s (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop())
 
     @property
     def message_id(self) -> int:

@@ -58,7 +58,11 @@ class BotProcess:
     async def terminate(self, timeout: float = 15) -> int:
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), timeout)
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout)
+        except TimeoutError:
+            message = f"still running {timeout}s after SIGTERM:\n{self.stderr}"
+            raise AssertionError(message) from None
 
 
 @asynccontextmanager
@@ -115,7 +119,7 @@ async def test_waits_for_telegram_then_serves_and_stops_cleanly(tmp_path: Path) 
         [first] = [line for line in bot.lines if "attempt 1" in line]
         assert "retrying in 1s" in first
         async with TelegramFake(bot_username=BOT_USERNAME, port=port) as tg:
-            await tg.wait_for(lambda: tg.polls, timeout=30)
+            await bot.wait_for_line("Run polling", timeout=30)
             ann = tg.user("Ann")
             chat = tg.private_chat(ann)
             tg.send_text(chat, ann, "/start")
@@ -184,7 +188,7 @@ async def test_waits_for_redis_then_serves(tmp_path: Path) -> None:
         assert not tg.calls  # Telegram is not touched before the storage is there
         redis = await asyncio.to_thread(start_redis_server, binary, tmp_path, redis_port)
         try:
-            await tg.wait_for(lambda: tg.polls, timeout=30)
+            await bot.wait_for_line("Run polling", timeout=30)
             assert await bot.terminate() == 0
         finally:
             await asyncio.to_thread(stop_redis_server, redis.process)

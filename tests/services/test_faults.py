@@ -69,7 +69,8 @@ async def test_a_store_failing_while_the_answer_is_recorded_still_gives_the_answ
     [finished] = [e for e in events if isinstance(e, TurnFinished)]
     assert finished.result.text == "East leads."
     assert len(finished.result.artifacts) == 1  # the chart survives the fault
-    # The bookkeeping was retried: the follow-up continues the conversation.
+    # The bookkeeping was retried (after the answer was out): follow-ups continue the chain.
+    await analyses.wait_settled()
     conversation = await services.store.get_conversation(chat)
     assert conversation.last_response_id == finished.result.response_id
     usage = await services.store.user_usage(datetime.now(UTC).date(), 7)
@@ -88,8 +89,18 @@ async def test_a_store_that_stays_down_still_lets_the_answer_out(
     store.fail("record_usage")
     llm.enqueue(Scenario().text("Still here."))
 
-    events = await finish(analyses, chat)
+    closed = asyncio.Event()
 
+    async def follow() -> list[Any]:
+        try:
+            return await finish(analyses, chat)
+        finally:
+            closed.set()
+
+    following = asyncio.create_task(follow())
+    async with asyncio.timeout(3):  # the store's retries do not hold the answer back
+        await closed.wait()
+    events = await following
     assert isinstance(events[-1], TurnFinished)
     assert events[-1].result.text == "Still here."
     assert analyses.running(chat) is None

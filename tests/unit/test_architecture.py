@@ -1,4 +1,4 @@
-"""The layers depend one way: telegram → services → engine/storage/tabular → config.
+"""The layers depend one way: telegram → services → engine/storage/tabular → config, common.
 The engine never imports aiogram or storage; storage knows neither the engine nor aiogram."""
 
 from __future__ import annotations
@@ -15,6 +15,17 @@ FORBIDDEN = {
     "storage": ("aiogram", "bot.telegram", "bot.engine", "bot.services", "openai"),
     "tabular": ("aiogram", "bot.telegram", "bot.engine", "bot.storage", "bot.services", "openai"),
     "services": ("aiogram", "bot.telegram"),
+    "common": (
+        "aiogram",
+        "openai",
+        "bot.config",
+        "bot.telegram",
+        "bot.services",
+        "bot.engine",
+        "bot.storage",
+        "bot.tabular",
+        "bot.catalog",
+    ),
 }
 
 

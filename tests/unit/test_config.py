@@ -123,3 +123,31 @@ def test_webhook_secret_must_follow_telegrams_rule(env) -> None:
     env(**BASE, WEBHOOK_URL="https://example.org/hook", WEBHOOK_SECRET="has space!")
     with pytest.raises(ConfigError, match="WEBHOOK_SECRET is invalid"):
         load_settings()
+
+
+def test_blank_variables_mean_not_set_and_names_are_case_insensitive(env) -> None:
+    env(
+        TELEGRAM_BOT_TOKEN="123:abc",
+        LLM_PROVIDER=" OpenAI ",
+        OPENAI_API_KEY="k",
+        DEFAULT_LANGUAGE="EN",
+        LOG_LEVEL="debug",
+        HEALTH_PORT="",
+        REDIS_URL=" ",
+        LLM_BASE_URL="",
+        TELEGRAM_API_BASE="",
+        WEBHOOK_URL="",
+        SYSTEM_PROMPT_FILE="",
+    )
+    settings = load_settings()
+    assert (settings.llm_provider, settings.default_language, settings.log_level) == (
+        "openai",
+        "en",
+        "DEBUG",
+    )
+    assert settings.health_port is None
+    assert settings.redis_url is None
+    assert settings.llm_api_base is None
+    assert settings.telegram_api_base is None
+    assert not settings.use_webhook
+    assert settings.system_prompt_file is None

@@ -30,6 +30,7 @@ help =
     /reset — forget this chat's files and conversation
     /usage — your analyses today
     /language — English / Русский
+    /settings — this chat's answer language, rich answers, code file
 
     <b>Limits</b>
     Up to { $max_files } files and { $max_chat_mb } MB per chat; one file up to { $max_file_mb } MB. { $daily_quota } analyses per person per day. One analysis at a time per chat; an analysis stops after { $timeout_min } min. Files of chats unused for { $retention_days } days are deleted.
@@ -125,6 +126,7 @@ progress-writing-answer = 📝 Writing the answer…
 progress-done = ✅ Done in { $elapsed }
 progress-failed = ❌ The analysis failed after { $elapsed }
 progress-cancelled = ⏹ Cancelled
+progress-stopped = ⏹ Stopped: you pressed stop while the answer was being written. Ask again any time.
 progress-charts = 🖼 Charts: { $count }
 cancel-button = ⏹ Cancel
 elapsed-seconds = { $seconds } s
@@ -186,3 +188,42 @@ button-outdated = This button is outdated. Send the command again.
 size-bytes = { $value } B
 size-kb = { $value } KB
 size-mb = { $value } MB
+
+## Settings (/settings)
+settings-title = ⚙️ <b>Settings of this chat</b>
+settings-language = 🌐 Answer language: <b>{ $value }</b>
+settings-language-own = each person's own (/language)
+settings-rich = ✨ Rich answers: <b>{ $value }</b> — real tables and charts inside the answer. Telegram Web and the macOS app cannot show rich messages yet.
+settings-code-file = 🧾 Code file: <b>{ $value }</b> — analysis_code.py after each answer.
+settings-progress-code = 🧮 Code in progress: <b>{ $value }</b> — the progress message shows the code being written.
+settings-on = on
+settings-off = off
+settings-admins-only = In groups only the group's admins can change these.
+settings-button-language-own = 👥 Each person's
+settings-button-rich = ✨ Rich answers: { $value }
+settings-button-code-file = 🧾 Code file: { $value }
+settings-button-progress-code = 🧮 Code in progress: { $value }
+settings-saved = Saved
+settings-not-admin = Only the group's admins can change its settings.
+settings-failed = Could not save the setting. Try again in a minute.
+cmd-settings = Chat settings
+
+## Under an answer: follow-ups and the report
+report-button = 📄 Report
+report-gone = This report is no longer available (the chat was reset or its files expired).
+report-caption = 📄 The report: the question, the answer, charts, code and the data used. Opens in any browser, also offline.
+report-title = Analysis report
+report-question = Question
+report-answer = Answer
+report-charts = Charts
+report-files-made = Files
+report-steps = Steps of the analysis
+report-step = Step {"{"}n{"}"}
+report-code = Code
+report-output = Output
+report-no-output = No output.
+report-data = Data used
+report-rows-columns = {"{"}rows{"}"} rows × {"{"}columns{"}"} columns
+report-took = Time taken
+report-tokens = Tokens: {"{"}input{"}"} in, {"{"}output{"}"} out
+report-made = Made

@@ -30,6 +30,7 @@ help =
     /reset — забыть файлы и разговор этого чата
     /usage — ваши анализы за сегодня
     /language — English / Русский
+    /settings — язык ответов этого чата, расширенные ответы, файл с кодом
 
     <b>Ограничения</b>
     До { $max_files } файлов и { $max_chat_mb } МБ на чат; один файл — до { $max_file_mb } МБ. { $daily_quota } анализов на человека в день. В чате идёт один анализ за раз; анализ останавливается через { $timeout_min } мин. Файлы чатов, не использовавшихся { $retention_days } дней, удаляются.
@@ -125,6 +126,7 @@ progress-writing-answer = 📝 Пишу ответ…
 progress-done = ✅ Готово за { $elapsed }
 progress-failed = ❌ Анализ не удался через { $elapsed }
 progress-cancelled = ⏹ Остановлено
+progress-stopped = ⏹ Остановлено: вы нажали «стоп», пока писался ответ. Спросите снова, когда захотите.
 progress-charts = 🖼 Графиков: { $count }
 cancel-button = ⏹ Остановить
 elapsed-seconds = { $seconds } с
@@ -184,3 +186,42 @@ button-outdated = Эта кнопка устарела. Отправьте ко�
 size-bytes = { $value } Б
 size-kb = { $value } КБ
 size-mb = { $value } МБ
+
+## Настройки (/settings)
+settings-title = ⚙️ <b>Настройки этого чата</b>
+settings-language = 🌐 Язык ответов: <b>{ $value }</b>
+settings-language-own = у каждого свой (/language)
+settings-rich = ✨ Расширенные ответы: <b>{ $value }</b> — настоящие таблицы и графики прямо в ответе. Telegram Web и приложение для macOS пока не умеют их показывать.
+settings-code-file = 🧾 Файл с кодом: <b>{ $value }</b> — analysis_code.py после каждого ответа.
+settings-progress-code = 🧮 Код в прогрессе: <b>{ $value }</b> — сообщение о ходе анализа показывает, какой код пишется.
+settings-on = вкл.
+settings-off = выкл.
+settings-admins-only = В группах менять их могут только администраторы группы.
+settings-button-language-own = 👥 У каждого свой
+settings-button-rich = ✨ Расширенные ответы: { $value }
+settings-button-code-file = 🧾 Файл с кодом: { $value }
+settings-button-progress-code = 🧮 Код в прогрессе: { $value }
+settings-saved = Сохранено
+settings-not-admin = Менять настройки группы могут только её администраторы.
+settings-failed = Не удалось сохранить настройку. Попробуйте через минуту.
+cmd-settings = Настройки чата
+
+## Под ответом: следующие вопросы и отчёт
+report-button = 📄 Отчёт
+report-gone = Этот отчёт больше недоступен (чат сброшен или его файлы удалены по сроку хранения).
+report-caption = 📄 Отчёт: вопрос, ответ, графики, код и использованные данные. Открывается в любом браузере, в том числе без интернета.
+report-title = Отчёт об анализе
+report-question = Вопрос
+report-answer = Ответ
+report-charts = Графики
+report-files-made = Файлы
+report-steps = Шаги анализа
+report-step = Шаг {"{"}n{"}"}
+report-code = Код
+report-output = Вывод
+report-no-output = Вывода нет.
+report-data = Использованные данные
+report-rows-columns = {"{"}rows{"}"} строк × {"{"}columns{"}"} столбцов
+report-took = Время
+report-tokens = Токены: {"{"}input{"}"} на входе, {"{"}output{"}"} на выходе
+report-made = Создан

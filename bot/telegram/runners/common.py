@@ -6,7 +6,6 @@ endpoint; stop."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -23,6 +22,7 @@ from aiogram.types import TelegramObject, User
 from aiohttp import web
 
 from bot.app import Services
+from bot.common import cancel_and_wait
 from bot.config import Settings
 from bot.runtime import Runtime, retry_until_ready
 from bot.services.housekeeping import Housekeeper
@@ -157,15 +157,15 @@ class BotRunner:
         await register_commands(bot, self.settings.default_language)
         if self._owns_process:
             self.runtime.freeze_startup_objects()
-        self._housekeeping = asyncio.create_task(self.housekeeper.run_forever())
+        self._housekeeping = asyncio.create_task(
+            self.housekeeper.run_forever(), name="housekeeping"
+        )
 
     async def _on_shutdown(self) -> None:
         """No more updates are taken (emitted when polling ends or the webhook server is
         closed); what is still running is drained by `_drain` afterwards."""
         if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+            await cancel_and_wait(self._housekeeping)
             self._housekeeping = None
 
     async def _drain(self) -> None:
