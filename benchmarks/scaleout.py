@@ -336,6 +336,7 @@ async def main(args: argparse.Namespace) -> None:
                 for bot in bots:
                     await bot.figures()
                 refusals, violations = len(tg.flood_refusals), len(tg.flood_violations)
+                calls_before = len(tg.calls)
                 chats.asked.clear()
                 started = time.perf_counter()
                 await asyncio.gather(
@@ -343,6 +344,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 wall = time.perf_counter() - started
                 load = [await bot.figures() for bot in bots]
+                methods = Counter(call.method for call in tg.calls[calls_before:])
                 refusals = len(tg.flood_refusals) - refusals
                 violations = len(tg.flood_violations) - violations
                 documents = Counter(
@@ -411,6 +413,9 @@ async def main(args: argparse.Namespace) -> None:
         f"{cpu:.1f} s = {1000 * cpu / max(1, answered):.0f} ms per analysis "
         f"(per instance: {', '.join(format(f['cpu_s'], '.1f') for f in load)} s)"
     )
+    to_chats = sum(n for name, n in methods.items() if name not in ("getFile", "getMe"))
+    common = ", ".join(f"{name} {n / args.chats:.1f}" for name, n in methods.most_common(6))
+    print(f"  Telegram requests: {to_chats / wall:.1f}/s to chats over the run; per chat: {common}")
     gaps = [b - a for (a, _), (b, _) in itertools.pairwise(sorted(chats.asked))]
     print(
         f"  questions arrived over {sum(gaps):.1f} s (median gap {1000 * quantile(gaps, 0.5):.0f} "
