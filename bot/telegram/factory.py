@@ -14,7 +14,7 @@ from aiogram.enums import ParseMode
 from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 
-from bot.app import Services
+from bot.app import Services, SharedLimits
 from bot.config import Settings
 from bot.telegram.errors import report_error
 from bot.telegram.flow import Analyst
@@ -22,6 +22,7 @@ from bot.telegram.handlers import get_routers
 from bot.telegram.i18n import LANGUAGES, translator
 from bot.telegram.middlewares import (
     AccessMiddleware,
+    BudgetPacer,
     CallbackAnswers,
     LanguageMiddleware,
     RetryAfterMiddleware,
@@ -58,7 +59,9 @@ def response_types() -> list[type[Any]]:
     return [Response[result] for result in returning.values()]
 
 
-def create_bot(settings: Settings) -> Bot:
+def create_bot(settings: Settings, shared: SharedLimits | None = None) -> Bot:
+    """The bot; with `shared` (several instances on one Redis) its requests take the shared
+    Telegram budget and a chat's requests hold the chat's shared lock."""
     api = (
         TelegramAPIServer.from_base(
             settings.telegram_api_base, is_local=settings.telegram_api_local
@@ -67,7 +70,13 @@ def create_bot(settings: Settings) -> Bot:
         else PRODUCTION
     )
     session = AiohttpSession(api=api)
-    session.middleware(RetryAfterMiddleware(pacer=SendPacer(settings.telegram_messages_per_second)))
+    pacer = SendPacer(settings.telegram_messages_per_second)
+    chat_order = None
+    if shared is not None:
+        chat_order = shared.chat_sends
+        if shared.telegram_budget is not None:
+            pacer = BudgetPacer(shared.telegram_budget, settings.telegram_messages_per_second)
+    session.middleware(RetryAfterMiddleware(pacer=pacer, chat_order=chat_order))
     return Bot(
         settings.telegram_bot_token.get_secret_value(),
         session=session,

@@ -7,7 +7,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
@@ -68,6 +69,44 @@ class SendPacer:
             await asyncio.sleep(slot - now)
 
 
+class SendBudget(Protocol):
+    """The overall Telegram budget: 0.0 when a token was taken, else seconds to wait before
+    trying again (`bot.storage.redis_limits.RedisTokenBucket` shares one between instances)."""
+
+    async def try_take(self) -> float: ...
+
+
+class ChatOrder(Protocol):
+    """Holds a chat for one request at a time across instances (`RedisLocks`)."""
+
+    def hold(self, key: str | int) -> AbstractAsyncContextManager[None]: ...
+
+
+class BudgetPacer(SendPacer):
+    """A `SendPacer` that takes its tokens from a shared `SendBudget` (`per_second` is that
+    budget's rate, for `backlog`). This instance's requests take turns, first come first
+    served, so only one of them at a time asks the budget."""
+
+    def __init__(self, budget: SendBudget, per_second: float) -> None:
+        super().__init__(0)
+        self.budget = budget
+        self.per_second = per_second
+        self._turn = asyncio.Lock()
+        self._waiting = 0
+
+    def backlog(self) -> float:
+        return self._waiting / self.per_second if self.per_second > 0 else 0.0
+
+    async def wait(self) -> None:
+        self._waiting += 1
+        try:
+            async with self._turn:
+                while (delay := await self.budget.try_take()) > 0:  # noqa: ASYNC110 - a shared bucket signals nothing
+                    await asyncio.sleep(delay)
+        finally:
+            self._waiting -= 1
+
+
 class RetryAfterMiddleware(BaseRequestMiddleware):
     """Honour Telegram's flood control: on 429 wait `retry_after` and send the same
     request again (never a different one): a 429 means Telegram did not carry it out.
@@ -83,14 +122,22 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
     run out and a message is lost.
 
     With a `pacer`, requests to chats are also spaced to respect the overall limit. A chat
-    action (the "typing…" hint) is dropped rather than queued when the bot is that busy."""
+    action (the "typing…" hint) is dropped rather than queued when the bot is that busy.
+
+    With a `chat_order` (several instances), a request to a chat also holds that chat's
+    shared lock, so two instances' requests to one chat go one at a time, in order."""
 
     def __init__(
-        self, attempts: int = 5, max_wait: float = 120.0, pacer: SendPacer | None = None
+        self,
+        attempts: int = 5,
+        max_wait: float = 120.0,
+        pacer: SendPacer | None = None,
+        chat_order: ChatOrder | None = None,
     ) -> None:
         self.attempts = attempts
         self.max_wait = max_wait
         self.pacer = pacer
+        self.chat_order = chat_order
         self._chats: dict[int | str, _ChatTurn] = {}
 
     async def __call__(
@@ -112,7 +159,10 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
         turn.users += 1
         try:
             async with turn.lock:
-                return await self._send(make_request, bot, method)
+                if self.chat_order is None:
+                    return await self._send(make_request, bot, method)
+                async with self.chat_order.hold(chat_id):
+                    return await self._send(make_request, bot, method)
         finally:
             turn.users -= 1
             if turn.users == 0:
