@@ -123,6 +123,8 @@ class StateSettings(BaseSettings):
     data_dir: Path = Path("./data")
     datasets_dir: Path | None = None  # the demo datasets (catalog.json); None: the bundled ones
     redis_url: SecretStr | None = None
+    # With REDIS_URL: seconds after which a dead instance's analysis slots are given back
+    shared_lease_seconds: float = Field(default=30.0, gt=0)
 
     state_blank_is_none = field_validator("redis_url", "datasets_dir", mode="before")(
         _blank_is_none

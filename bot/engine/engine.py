@@ -38,7 +38,7 @@ from bot.config import Settings
 from bot.engine.executor import Executor, Terminal, Turn
 from bot.engine.followups import split_follow_ups, visible_while_streaming
 from bot.engine.hosted import HostedInterpreter
-from bot.engine.limiter import TurnLimiter
+from bot.engine.limiter import ConcurrencyLimiter, TurnLimiter
 from bot.engine.types import (
     EngineEvent,
     FailureReason,
@@ -220,12 +220,12 @@ class AnalysisEngine:
         self,
         executor: Executor,
         *,
-        limiter: TurnLimiter | None = None,
+        limiter: ConcurrencyLimiter | None = None,
         max_concurrent: int = 3,
         turn_timeout: float = 600,
     ) -> None:
         self.executor = executor
-        self._limiter = limiter or TurnLimiter(max_concurrent)
+        self._limiter: ConcurrencyLimiter = limiter or TurnLimiter(max_concurrent)
         self._turn_timeout = turn_timeout
         self._runs: weakref.WeakSet[TurnRun] = weakref.WeakSet()  # unfinished runs
         self._closed = False
@@ -236,11 +236,15 @@ class AnalysisEngine:
         settings: Settings,
         remote_index: RemoteFileIndex,
         executor: Executor | None = None,
+        *,
+        limiter: ConcurrencyLimiter | None = None,
     ) -> AnalysisEngine:
         """An engine configured from `settings`, running turns with `executor` (by default the
-        provider's Code Interpreter, owning its client)."""
+        provider's Code Interpreter, owning its client); `limiter` replaces the in-process
+        `TurnLimiter(MAX_CONCURRENT_ANALYSES)` (e.g. a deployment-wide one)."""
         return cls(
             executor or HostedInterpreter.from_settings(settings, remote_index),
+            limiter=limiter,
             max_concurrent=settings.max_concurrent_analyses,
             turn_timeout=settings.analysis_timeout_seconds,
         )

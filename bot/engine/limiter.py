@@ -1,8 +1,9 @@
 """A FIFO limit on simultaneous turns, with queue positions reported to the waiters.
 
-`TurnLimiter` is deliberately small so that a distributed version (e.g. backed by Redis, to share
-Yandex's "3 concurrent Code Interpreter runs" quota between several bot processes) can replace
-it: the engine only uses `acquire`, `release`, `running` and `queued`.
+`TurnLimiter` is the in-process limiter. The engine only uses `acquire`, `release`, `running`
+and `queued` (`ConcurrencyLimiter`), so a deployment-wide one replaces it with REDIS_URL set:
+`bot.storage.redis_limits.RedisSemaphore` shares e.g. Yandex's "3 concurrent Code Interpreter
+runs" between several bot processes (`bot.app` passes it as `AnalysisEngine(limiter=...)`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,24 @@ import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 PositionCallback = Callable[[int], None]
+
+
+class ConcurrencyLimiter(Protocol):
+    """What the engine needs of a limiter (`TurnLimiter` here; a deployment-wide one lives
+    in storage and is injected through `AnalysisEngine(limiter=...)`)."""
+
+    @property
+    def running(self) -> int: ...
+
+    @property
+    def queued(self) -> int: ...
+
+    async def acquire(self, on_position: PositionCallback | None = None) -> None: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass(eq=False, slots=True)

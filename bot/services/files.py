@@ -25,7 +25,7 @@ from bot.catalog import Dataset
 from bot.common import KeyedLocks
 from bot.engine.types import ColumnInfo, DataFile
 from bot.services.lease import MAINTENANCE_LEASE_SECONDS, Lease, maintenance_claim
-from bot.storage.base import Store, StoredFile, remote_scope
+from bot.storage.base import CappedAdd, Store, StoredFile, remote_scope
 from bot.storage.files import LocalFileStore
 from bot.tabular import TableInfo, inspect_table_async, needs_utf8, transcode_to_utf8
 from bot.tabular.reading import column_notes, file_notes, pandas_reading
@@ -179,13 +179,27 @@ class ChatFiles:
         await self._check_caps(await self._store.list_files(chat_id), size or 0)
 
     async def _check_caps(self, files: list[StoredFile], new_size: int) -> None:
-        if len(files) >= self.limits.max_files:
-            raise FileRejected(RejectReason.TOO_MANY_FILES, limit=self.limits.max_files)
         used = sum(f.size for f in files if f.dataset_id is None)
+        await self._check_caps_figures(len(files), used, new_size)
+
+    async def _check_caps_figures(self, count: int, used: int, new_size: int) -> None:
+        if count >= self.limits.max_files:
+            raise FileRejected(RejectReason.TOO_MANY_FILES, limit=self.limits.max_files)
         if used + new_size > self.limits.max_chat_bytes:
             raise FileRejected(
                 RejectReason.CHAT_FULL, used=used, size=new_size, limit=self.limits.max_chat_bytes
             )
+
+    async def _add_within(self, record: StoredFile) -> CappedAdd:
+        return await self._store.add_file_within(
+            record, max_files=self.limits.max_files, max_bytes=self.limits.max_chat_bytes
+        )
+
+    async def _discard_local(self, path: Path, others: list[StoredFile]) -> None:
+        """An upload that was not added after all: its committed copies go."""
+        await self._local.delete(path)
+        for other in others:
+            await self._local.delete(Path(other.path))
 
     def new_temp_path(self, chat_id: int) -> Path:
         return self._local.new_temp_path(chat_id)
@@ -272,9 +286,28 @@ class ChatFiles:
                     sha,
                     reading_of(info, original_name, sheet_files),
                 )
-                await self._store.add_file(record)
-                for extra_record in added_extra:
-                    await self._store.add_file(extra_record)
+                # Another instance may have added a file since the look above: the store
+                # checks the caps and duplicates again and adds in one atomic step.
+                while not (outcome := await self._add_within(record)).added:
+                    if outcome.duplicate_key is None:
+                        await self._discard_local(path, added_extra)
+                        await self._check_caps_figures(outcome.files, outcome.used, size)
+                        raise AssertionError("the store refused a file within the caps")
+                    existing = await self._store.get_file(chat_id, outcome.duplicate_key)
+                    if existing is not None:
+                        await self._discard_local(path, added_extra)
+                        return AddedFile(existing, info, duplicate=True)
+                    # the duplicate was removed meanwhile: try again
+                for extra_record in list(added_extra):  # other sheets: as far as caps allow
+                    if not (await self._add_within(extra_record)).added:
+                        log.info("sheet of an upload left out (caps) chat=%s", chat_id)
+                        await self._local.delete(Path(extra_record.path))
+                        added_extra.remove(extra_record)
+                        sheet_files = {
+                            sheet: stored
+                            for sheet, stored in sheet_files.items()
+                            if stored != extra_record.stored_name
+                        }
             log.info("file added chat=%s key=%s size=%d", chat_id, record.file_key, size)
             return AddedFile(
                 record, info, extra=tuple(added_extra), sheet_files=tuple(sheet_files.items())

@@ -74,6 +74,16 @@ class UsageTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class CappedAdd:
+    """The outcome of `Store.add_file_within` (figures as found before the attempt)."""
+
+    added: bool
+    files: int  # the chat's files, datasets included
+    used: int  # bytes of the chat's own uploads
+    duplicate_key: str | None = None  # the same upload is already there: nothing added
+
+
+@dataclass(frozen=True, slots=True)
 class FollowUps:
     """The follow-up questions offered under one answer (its buttons carry only the
     analysis id and an index)."""
@@ -112,6 +122,15 @@ class Store(Protocol):
 
     # ---- files --------------------------------------------------------------------------
     async def add_file(self, record: StoredFile) -> None: ...
+
+    async def add_file_within(
+        self, record: StoredFile, *, max_files: int, max_bytes: int
+    ) -> CappedAdd:
+        """Add a user's upload only if the chat then holds at most `max_files` files and
+        `max_bytes` bytes of uploads, and no upload with the same sha256: the check and the
+        add are one atomic step, so concurrent uploads (other instances too) cannot together
+        exceed the caps."""
+        ...
 
     async def list_files(self, chat_id: int) -> list[StoredFile]:
         """The chat's files, oldest first, with remote ids filled in."""

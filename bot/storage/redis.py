@@ -28,7 +28,9 @@ Key layout (`p` = prefix, default "dab:"; times are UTC epoch seconds, days YYYY
     p day:<day>:users            set   users with activity that day
     p day:<day>:chats            set   chats with activity that day
 
-The day:* keys expire COUNTER_TTL_SECONDS (~40 days) after their last update.
+The day:* keys expire COUNTER_TTL_SECONDS (~40 days) after their last update. What instances
+share besides state (the Telegram budget, analysis slots, per-chat send locks) lives under
+"dab:shared:" (`bot.storage.redis_limits`, composed in `bot.app.SharedLimits`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from bot.config import DEFAULT_LANGUAGE
 from bot.storage.base import (
     FOLLOW_UPS_KEPT,
     ActiveAnalysis,
+    CappedAdd,
     Conversation,
     FollowUps,
     QuotaCheck,
@@ -57,6 +60,30 @@ from bot.storage.base import (
 COUNTER_TTL_SECONDS = 40 * 86400
 POOL_TIMEOUT_SECONDS = 20.0
 CONNECT_TIMEOUT_SECONDS = 5.0
+
+_ADD_WITHIN = """
+-- KEYS: files hash, activity zset, fileseq; ARGV: file_key, encoded record up to its
+-- "seq" value, sha256, size, max_files, max_bytes, added_at, chat
+local count, used = 0, 0
+for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
+  local d = cjson.decode(raw)
+  count = count + 1
+  if d.dataset_id == nil or d.dataset_id == cjson.null then
+    used = used + tonumber(d.size)
+    if d.sha256 == ARGV[3] then return {0, count, used, d.file_key} end
+  end
+end
+if count >= tonumber(ARGV[5]) or used + tonumber(ARGV[4]) > tonumber(ARGV[6]) then
+  return {0, count, used, ''}
+end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. seq .. '}')
+local last = redis.call('ZSCORE', KEYS[2], ARGV[8])
+if not last or tonumber(last) < tonumber(ARGV[7]) then
+  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[8])
+end
+return {1, count, used, ''}
+"""
 
 _TRY_BEGIN = """
 -- KEYS: analysis hash, leases zset
@@ -273,6 +300,7 @@ class RedisStore:
         self._client = client
         reg = client.register_script
         self._try_begin = reg(_TRY_BEGIN)
+        self._add_within = reg(_ADD_WITHIN)
         self._renew = reg(_RENEW)
         self._update = reg(_UPDATE)
         self._end = reg(_END)
@@ -294,6 +322,11 @@ class RedisStore:
             return bool(await asyncio.wait_for(self._r.ping(), CONNECT_TIMEOUT_SECONDS))
         except Exception:
             return False
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The open connection pool, for what else shares this server (`redis_limits`)."""
+        return self._r
 
     @property
     def _r(self) -> aioredis.Redis:
@@ -382,6 +415,27 @@ class RedisStore:
             )
             pipe.zadd(self._k("activity"), {str(record.chat_id): _ts(record.added_at)}, gt=True)
             await pipe.execute()
+
+    async def add_file_within(
+        self, record: StoredFile, *, max_files: int, max_bytes: int
+    ) -> CappedAdd:
+        encoded = self._encode_file(record, 0)
+        head = encoded.removesuffix("0}")
+        assert head.endswith('"seq": ')
+        added, files, used, duplicate = await self._add_within(
+            keys=[self._k("files", record.chat_id), self._k("activity"), self._k("fileseq")],
+            args=[
+                record.file_key,
+                head,
+                record.sha256,
+                record.size,
+                max_files,
+                max_bytes,
+                repr(_ts(record.added_at)),
+                record.chat_id,
+            ],
+        )
+        return CappedAdd(bool(added), int(files), int(used), duplicate or None)
 
     async def list_files(self, chat_id: int) -> list[StoredFile]:
         values = await self._r.hvals(self._k("files", chat_id))

@@ -26,6 +26,7 @@ from bot.storage.base import (
     DATASET_SCOPE,
     FOLLOW_UPS_KEPT,
     ActiveAnalysis,
+    CappedAdd,
     Conversation,
     FollowUps,
     QuotaCheck,
@@ -189,6 +190,23 @@ _GET_ANALYSIS = f"SELECT {_ANALYSIS_COLUMNS} FROM active_analyses WHERE chat_id 
 _CLAIM_STALE = f"DELETE FROM active_analyses WHERE lease_until < ? RETURNING {_ANALYSIS_COLUMNS}"  # noqa: S608
 
 
+def _file_params(record: StoredFile) -> tuple[Any, ...]:
+    return (
+        record.chat_id,
+        record.file_key,
+        record.original_name,
+        record.stored_name,
+        record.size,
+        record.sha256,
+        record.rows,
+        json.dumps([list(c) for c in record.columns], ensure_ascii=False),
+        record.path,
+        _ts(record.added_at),
+        record.dataset_id,
+        record.reading,
+    )
+
+
 def _file_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StoredFile:
     return StoredFile(
         chat_id=row[0],
@@ -327,23 +345,27 @@ class SqliteStore:
 
     # ---- files ----------------------------------------------------------------------------
     async def add_file(self, record: StoredFile) -> None:
-        await self._execute(
-            _INSERT_FILE,
-            (
-                record.chat_id,
-                record.file_key,
-                record.original_name,
-                record.stored_name,
-                record.size,
-                record.sha256,
-                record.rows,
-                json.dumps([list(c) for c in record.columns], ensure_ascii=False),
-                record.path,
-                _ts(record.added_at),
-                record.dataset_id,
-                record.reading,
-            ),
-        )
+        await self._execute(_INSERT_FILE, _file_params(record))
+
+    async def add_file_within(
+        self, record: StoredFile, *, max_files: int, max_bytes: int
+    ) -> CappedAdd:
+        async def body(db: aiosqlite.Connection) -> CappedAdd:
+            rows = await db.execute_fetchall(
+                "SELECT file_key, size, sha256, dataset_id FROM files WHERE chat_id = ?",
+                (record.chat_id,),
+            )
+            own = [r for r in rows if not r[3]]
+            used = sum(r[1] for r in own)
+            for r in own:
+                if r[2] == record.sha256:
+                    return CappedAdd(False, len(rows), used, duplicate_key=r[0])
+            if len(rows) >= max_files or used + record.size > max_bytes:
+                return CappedAdd(False, len(rows), used)
+            await db.execute(_INSERT_FILE, _file_params(record))
+            return CappedAdd(True, len(rows), used)
+
+        return await self._transaction(body)
 
     async def list_files(self, chat_id: int) -> list[StoredFile]:
         rows = await self._fetchall(

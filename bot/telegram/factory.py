@@ -14,7 +14,7 @@ from aiogram.enums import ParseMode
 from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 
-from bot.app import Services
+from bot.app import Services, SharedLimits
 from bot.config import Settings
 from bot.telegram.errors import report_error
 from bot.telegram.flow import Analyst
@@ -26,7 +26,7 @@ from bot.telegram.middlewares import (
     LanguageMiddleware,
     RetryAfterMiddleware,
 )
-from bot.telegram.outbox import ChatLimits, Outbox, TokenBucket
+from bot.telegram.outbox import ChatLimits, Outbox, SendBudget, TokenBucket
 
 PRIVATE_COMMANDS = (
     "start",
@@ -58,10 +58,11 @@ def response_types() -> list[type[Any]]:
     return [Response[result] for result in returning.values()]
 
 
-def create_outbox(settings: Settings) -> Outbox:
-    """The outbound scheduler with this process's overall budget (TELEGRAM_MESSAGES_PER_SECOND
-    with a burst of a fifth of a second's worth; 0: no overall limit) and Telegram's per-chat
-    limits (TELEGRAM_PRIVATE_PER_SECOND / _BURST, TELEGRAM_GROUP_PER_MINUTE / _BURST)."""
+def create_outbox(settings: Settings, budget: SendBudget | None = None) -> Outbox:
+    """The outbound scheduler: the overall budget is `budget` when instances share one (e.g.
+    on Redis), else this process's own token bucket (TELEGRAM_MESSAGES_PER_SECOND with a burst
+    of a fifth of a second's worth; 0: no overall limit); Telegram's per-chat limits are
+    TELEGRAM_PRIVATE_PER_SECOND / _BURST and TELEGRAM_GROUP_PER_MINUTE / _BURST."""
     rate = settings.telegram_messages_per_second
     limits = ChatLimits(
         private_per_second=settings.telegram_private_per_second,
@@ -69,10 +70,14 @@ def create_outbox(settings: Settings) -> Outbox:
         group_per_minute=settings.telegram_group_per_minute,
         group_burst=settings.telegram_group_burst,
     )
-    return Outbox(TokenBucket(rate, burst=max(1.0, rate / 5)) if rate > 0 else None, limits)
+    if budget is None and rate > 0:
+        budget = TokenBucket(rate, burst=max(1.0, rate / 5))
+    return Outbox(budget, limits)
 
 
-def create_bot(settings: Settings) -> Bot:
+def create_bot(settings: Settings, shared: SharedLimits | None = None) -> Bot:
+    """The bot; with `shared` (several instances on one Redis) its requests take the shared
+    Telegram budget and a chat's requests hold the chat's shared lock."""
     api = (
         TelegramAPIServer.from_base(
             settings.telegram_api_base, is_local=settings.telegram_api_local
@@ -81,7 +86,10 @@ def create_bot(settings: Settings) -> Bot:
         else PRODUCTION
     )
     session = AiohttpSession(api=api)
-    session.middleware(RetryAfterMiddleware(outbox=create_outbox(settings)))
+    budget = shared.telegram_budget if shared is not None else None
+    chat_order = shared.chat_sends if shared is not None else None
+    outbox = create_outbox(settings, budget)
+    session.middleware(RetryAfterMiddleware(outbox=outbox, chat_order=chat_order))
     return Bot(
         settings.telegram_bot_token.get_secret_value(),
         session=session,

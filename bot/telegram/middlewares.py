@@ -7,7 +7,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any, Protocol
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
@@ -41,6 +42,12 @@ def creates_message(method: TelegramMethod[Any]) -> bool:
     return type(method).__name__.startswith(("Send", "Copy", "Forward"))
 
 
+class ChatOrder(Protocol):
+    """Holds a chat for one request at a time across instances (`RedisLocks`)."""
+
+    def hold(self, key: str | int) -> AbstractAsyncContextManager[None]: ...
+
+
 class RetryAfterMiddleware(BaseRequestMiddleware):
     """Every request to a chat waits for its turn in the `outbox` (priorities, Telegram's
     per-chat and overall limits; see bot.telegram.outbox), and flood control is honoured:
@@ -56,12 +63,23 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
 
     A chat action (the "typing…" hint) goes out only from spare budget, else it is dropped;
     a progress edit replaced by a newer one of the same message while waiting is dropped
-    too (answered `True`)."""
+    too (answered `True`).
 
-    def __init__(self, attempts: int = 5, max_wait: float = 120.0, outbox: Outbox | None = None):
+    With a `chat_order` (several instances), a request to a chat also holds that chat's
+    shared lock while it is sent, so two instances' requests to one chat go one at a time,
+    in order."""
+
+    def __init__(
+        self,
+        attempts: int = 5,
+        max_wait: float = 120.0,
+        outbox: Outbox | None = None,
+        chat_order: ChatOrder | None = None,
+    ) -> None:
         self.attempts = attempts
         self.max_wait = max_wait
         self.outbox = outbox
+        self.chat_order = chat_order
 
     async def __call__(
         self,
@@ -72,7 +90,8 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
         chat_id = getattr(method, "chat_id", None)
         outbox = self.outbox
         if outbox is None or not isinstance(chat_id, int | str) or granted_chat() == chat_id:
-            return await self._send(make_request, bot, method, chat_id)
+            async with self._ordered(chat_id):
+                return await self._send(make_request, bot, method, chat_id)
         priority = priority_of(method)
         if priority is Priority.SPARE:
             if not await outbox.spare():
@@ -82,9 +101,16 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
         if not await outbox.acquire(chat_id, priority, cost=cost_of(method), key=key):
             return _DONE  # type: ignore[return-value]
         try:
-            return await self._send(make_request, bot, method, chat_id)
+            async with self._ordered(chat_id):
+                return await self._send(make_request, bot, method, chat_id)
         finally:
             outbox.release(chat_id)
+
+    def _ordered(self, chat_id: Any) -> AbstractAsyncContextManager[None]:
+        """The chat's shared lock across instances (none with one instance)."""
+        if self.chat_order is None or not isinstance(chat_id, int | str):
+            return nullcontext()
+        return self.chat_order.hold(chat_id)
 
     async def _send(
         self,

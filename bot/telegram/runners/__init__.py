@@ -14,7 +14,7 @@ from bot.runtime import Runtime, StartupAborted, retry_until_ready
 from bot.storage import store_unavailable
 from bot.telegram.factory import create_bot, response_types
 from bot.telegram.runners.common import BotRunner, InFlightUpdates, health_app
-from bot.telegram.runners.polling import PollingRunner
+from bot.telegram.runners.polling import PollingConflict, PollingRunner
 from bot.telegram.runners.webhook import WebhookRunner
 
 __all__ = [
@@ -55,10 +55,12 @@ async def serve(settings: Settings, runtime: Runtime) -> int:
         log.info("stopped before the start-up finished")
         return 0
     try:
-        runner = make_runner(settings, services, create_bot(settings), runtime)
+        runner = make_runner(settings, services, create_bot(settings, services.shared), runtime)
         await runner.run()
     except StartupAborted:
         log.info("stopped before the start-up finished")
+    except PollingConflict:
+        return 1  # logged where it was found
     except TelegramUnauthorizedError:
         log.error(
             "Telegram refuses TELEGRAM_BOT_TOKEN (401 Unauthorized): copy the token again from "
