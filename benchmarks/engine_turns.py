@@ -32,6 +32,7 @@ from bot.engine import (  # noqa: E402
     AnalysisEngine,
     ColumnInfo,
     DataFile,
+    HostedInterpreter,
     TurnFinished,
     TurnRequest,
 )
@@ -135,14 +136,14 @@ async def measure(base_url: str, provider: str, turns: int, fake_pid: int) -> No
         scope="chat:1",
     )
     client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0)
-    engine = AnalysisEngine(
+    backend = HostedInterpreter(
         client,
         provider=provider,
         model="gpt-4.1",
         remote_index=MemoryRemoteIndex(),
-        max_concurrent=turns,
         remote_check_interval=3600,
     )
+    engine = AnalysisEngine(backend, max_concurrent=turns)
     engine_events = await one_turn(engine, data_file)  # warm-up: upload, connections, imports
 
     rows = []

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4.1"
     llm_base_url: str | None = None
     llm_max_retries: int = Field(default=3, ge=0, le=10)
+    llm_background: Literal["auto", "on", "off"] = "auto"
     system_prompt_file: Path | None = None
 
     # State
@@ -112,7 +113,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("llm_provider", "default_language", mode="before")
+    @field_validator("llm_provider", "default_language", "llm_background", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -2,10 +2,19 @@
 
 Public surface: `AnalysisEngine`, `TurnRun`, `TurnLimiter`, `build_client`,
 `rewrite_sandbox_links`, and the contract types of `bot.engine.types`.
+
+Code-execution backends plug in behind one seam, `bot.engine.executor.Executor`
+(`run_turn(turn) -> TurnFinished | TurnFailed`): the engine keeps the queue, the timeout,
+cancelling and the single terminal event; the backend runs the turn's body and reports through
+`turn.emit(...)`. `HostedInterpreter` (the provider's Code Interpreter) is the first backend; the
+module docstring of `bot.engine.executor` says how to add another.
 """
 
+from bot.engine.artifacts import ArtifactCaps, keep_within_caps
 from bot.engine.client import build_client
 from bot.engine.engine import AnalysisEngine, TurnRun
+from bot.engine.executor import Executor, ProgressRecord, Turn, TurnProgress
+from bot.engine.hosted import HostedInterpreter
 from bot.engine.limiter import TurnLimiter
 from bot.engine.links import rewrite_sandbox_links
 from bot.engine.types import (
@@ -37,6 +46,7 @@ from bot.engine.types import (
 __all__ = [
     "AnalysisEngine",
     "Artifact",
+    "ArtifactCaps",
     "CodeDelta",
     "CodeDone",
     "CodeFinished",
@@ -46,15 +56,20 @@ __all__ = [
     "ColumnInfo",
     "DataFile",
     "EngineEvent",
+    "Executor",
     "FailureReason",
     "FileCited",
+    "HostedInterpreter",
     "ImageOutput",
+    "ProgressRecord",
     "Queued",
     "RemoteFileIndex",
     "TextDelta",
+    "Turn",
     "TurnFailed",
     "TurnFinished",
     "TurnLimiter",
+    "TurnProgress",
     "TurnRequest",
     "TurnResult",
     "TurnRun",
@@ -62,5 +77,6 @@ __all__ = [
     "UploadingFiles",
     "Usage",
     "build_client",
+    "keep_within_caps",
     "rewrite_sandbox_links",
 ]

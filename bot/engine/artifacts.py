@@ -13,7 +13,7 @@ import hashlib
 import logging
 import mimetypes
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,8 @@ from bot.engine.types import Artifact
 logger = logging.getLogger(__name__)
 
 DOWNLOAD_PARALLELISM = 4
+DEFAULT_MAX_ARTIFACTS = 20
+DEFAULT_MAX_ARTIFACT_BYTES = 50 * 2**20
 
 _EXTRA_TYPES = {
     ".csv": "text/csv",
@@ -59,6 +61,35 @@ def safe_filename(name: str, fallback: str) -> str:
         stem, dot, ext = cleaned.rpartition(".")
         cleaned = (stem[: 110 - len(ext)] + dot + ext) if dot and len(ext) <= 10 else cleaned[:120]
     return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactCaps:
+    """How many files a turn may return and how big each may be (MAX_ARTIFACTS,
+    MAX_ARTIFACT_BYTES). Shared by every backend."""
+
+    max_count: int = DEFAULT_MAX_ARTIFACTS
+    max_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
+
+
+def keep_within_caps(
+    artifacts: Iterable[Artifact], caps: ArtifactCaps
+) -> tuple[list[Artifact], int]:
+    """The artifacts to deliver, in order: exact duplicates (same bytes) are skipped silently,
+    files over `caps.max_bytes` or beyond `caps.max_count` are dropped. Returns (kept, dropped)."""
+    kept: list[Artifact] = []
+    seen: set[bytes] = set()
+    dropped = 0
+    for artifact in artifacts:
+        digest = hashlib.sha256(artifact.data).digest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        if len(artifact.data) > caps.max_bytes or len(kept) >= caps.max_count:
+            dropped += 1
+            continue
+        kept.append(artifact)
+    return kept, dropped
 
 
 class _TooBig(Exception):
@@ -153,14 +184,8 @@ async def collect_artifacts(
             name = safe_filename(citation.filename, citation.file_id)
             kept.append(Artifact(name, guess_mime_type(name), result, citation.file_id))
     dropped += len(pending)
-
-    for image in inline_images:
-        digest = hashlib.sha256(image.data).digest()
-        if digest in seen_hashes:
-            continue  # the same picture was also saved and cited: keep the named copy
-        seen_hashes.add(digest)
-        if len(image.data) > downloader.max_bytes or len(kept) >= max_count:
-            dropped += 1
-            continue
-        kept.append(image)
-    return kept, dropped
+    # Inline images last: a picture that was also saved and cited keeps its named copy.
+    kept, over = keep_within_caps(
+        [*kept, *inline_images], ArtifactCaps(max_count, downloader.max_bytes)
+    )
+    return kept, dropped + over

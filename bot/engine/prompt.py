@@ -5,7 +5,8 @@ escaping):
 
 - `$files` — a description of the chat's files: name, rows × columns, column names and types;
 - `$language` — the language to answer in, e.g. "Russian";
-- `$language_code` — the same as a code, e.g. "ru".
+- `$language_code` — the same as a code, e.g. "ru";
+- `$sandbox` — what survives between questions in the code sandbox (depends on the provider).
 
 Operators can replace the default (`bot/engine/prompts/system.md`) with `SYSTEM_PROMPT_FILE`.
 """
@@ -36,6 +37,23 @@ LANGUAGE_NAMES = {
     "pt": "Portuguese",
     "tr": "Turkish",
     "zh": "Chinese",
+}
+
+
+# Yandex's automatic containers delete the previous request's data on every new request; OpenAI's
+# auto mode reuses the conversation's container while it lives (20 idle minutes), not after.
+SANDBOX_NOTES = {
+    True: (
+        "Every question starts in a fresh sandbox: the files listed above are attached again, "
+        "but variables, imports and files you saved while answering earlier questions are gone. "
+        "Never rely on them: load the data and recompute what you need in every answer."
+    ),
+    False: (
+        "The sandbox may be kept between questions of this conversation, but it expires after "
+        "some idle minutes and is then replaced by a fresh one holding only the files listed "
+        "above. Before relying on a variable or a file from an earlier answer, check that it "
+        "exists; if it does not, load the data and recompute it."
+    ),
 }
 
 
@@ -71,9 +89,14 @@ def describe_files(files: Sequence[DataFile]) -> str:
     return "\n".join(blocks)
 
 
-def render_instructions(template: str, files: Sequence[DataFile], language: str) -> str:
+def render_instructions(
+    template: str, files: Sequence[DataFile], language: str, *, fresh_sandbox: bool = True
+) -> str:
+    """The instructions for one turn. `fresh_sandbox`: the code sandbox keeps nothing between
+    turns (Yandex's automatic containers), so the model is told never to rely on earlier state."""
     return Template(template).safe_substitute(
         files=describe_files(files),
         language=language_name(language),
         language_code=language,
+        sandbox=SANDBOX_NOTES[fresh_sandbox],
     )

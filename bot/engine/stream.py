@@ -131,6 +131,9 @@ class TurnAccumulator:
     failure_message: str = ""
     output_seen: bool = False  # any event beyond the response lifecycle arrived
     code_ran: bool = False  # some code was (or may have been) executed
+    # The server said the response is over (a terminal event, an `error`, or a retrieved
+    # terminal status); False after a cut stream, when it may still be running server-side.
+    settled: bool = False
     final_response: Any = None
     usage: Usage = field(default_factory=Usage)
     citations: dict[str, Citation] = field(default_factory=dict)
@@ -235,6 +238,7 @@ class TurnAccumulator:
         self.final_response = response
         self._take_usage(response)
         out += self.absorb_response(response)
+        self.settled = True
         # Steps whose output_item.done never came: close them so the UI does not hang.
         for step in self._steps:
             if not step.finished:
@@ -242,6 +246,20 @@ class TurnAccumulator:
                 out.append(CodeFinished(step.number, step.logs))
         self.status = "completed"
         return out
+
+    def settle_from(self, response: Any) -> list[EngineEvent] | None:
+        """Take a retrieved `Response` after a cut stream: the events its terminal status causes,
+        or None while it is still queued or running."""
+        status = _str(response, "status")
+        if status == "completed":
+            return self.complete_from(response)
+        if status in ("failed", "incomplete"):
+            return self.feed({"type": f"response.{status}", "response": response})
+        if status == "cancelled":
+            self._take_usage(response)
+            self._fail(FailureReason.MODEL_ERROR, "cancelled", "the response was cancelled")
+            return []
+        return None
 
     def mark_failed(self, code: Any, message: str) -> None:
         if not self.terminal:
@@ -257,6 +275,7 @@ class TurnAccumulator:
         return []
 
     def _fail(self, reason: FailureReason, code: Any, message: str) -> None:
+        self.settled = True
         self.status = "failed"
         self.failure_code = str(code) if code else None
         self.failure_message = message
@@ -427,6 +446,7 @@ class TurnAccumulator:
         self._take_usage(response)
         reason = _str(field_of(response, "incomplete_details"), "reason") or "unknown"
         self.status = "incomplete"
+        self.settled = True
         self.failure_reason = FailureReason.INCOMPLETE
         self.failure_code = reason
         self.failure_message = f"response.incomplete: {reason}"

@@ -50,7 +50,7 @@ class TurnRequest:
     files: Sequence[DataFile]
     previous_response_id: str | None = None
     language: str = "ru"  # the user's language; the model is asked to answer in it
-    turn_id: str = ""  # analysis id, for logs
+    analysis_id: str = ""  # the analysis this turn belongs to (for logs); made up when empty
     chat_key: str = ""  # who is asking (for logs and queue bookkeeping)
 
 
@@ -186,6 +186,9 @@ class TurnFailed:
     code_ran: bool = False  # True when code already ran: never re-send automatically
     response_id: str | None = None
     usage: Usage = field(default_factory=Usage)
+    # The conversation could not be continued (expired container, unknown previous response)
+    # and the turn still failed: the stored previous response id is dead, do not reuse it.
+    chain_gone: bool = False
 
 
 EngineEvent = (

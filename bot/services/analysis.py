@@ -252,7 +252,7 @@ class AnalysisService:
             files=[to_data_file(f) for f in files],
             previous_response_id=previous,
             language=request.language,
-            turn_id=analysis_id,
+            analysis_id=analysis_id,
             chat_key=str(request.chat_id),
         )
         analysis = Analysis(id=analysis_id, request=request, _service=self, _turn=turn)

@@ -200,7 +200,12 @@ async def test_tsv_xlsx_and_cp1251_files_are_read_and_the_model_gets_utf8(
         )
         uploaded = {f.filename: f.data for f in llm.uploads}
         assert len(uploaded) == 3
-        cyrillic = next(data for name, data in uploaded.items() if name.endswith("csv"))
+        assert "cities.csv" in uploaded  # OpenAI takes tables as .csv, not .tsv
+        cyrillic = next(
+            data
+            for name, data in uploaded.items()
+            if name.endswith("csv") and not name.startswith("cities")
+        )
         assert "Регион" in cyrillic.decode("utf-8")
         assert set(files_sent(llm)) == {f.id for f in llm.uploads}
 

@@ -14,9 +14,11 @@ from PIL import Image
 
 from bot.engine import (
     AnalysisEngine,
+    ArtifactCaps,
     ColumnInfo,
     DataFile,
     EngineEvent,
+    HostedInterpreter,
     TurnFailed,
     TurnFinished,
     TurnResult,
@@ -106,23 +108,33 @@ def remote_index() -> MemoryRemoteIndex:
 
 
 EngineFactory = Callable[..., AnalysisEngine]
+ENGINE_KWARGS = ("limiter", "max_concurrent", "turn_timeout")
 
 
 @pytest.fixture
 async def make_engine(remote_index: MemoryRemoteIndex) -> AsyncIterator[EngineFactory]:
-    """`make_engine(fake, provider=None, **engine_kwargs)`: an engine talking to `fake`, with
-    tiny retry delays; closed at the end of the test."""
+    """`make_engine(fake, provider=None, **kwargs)`: an engine whose `HostedInterpreter` talks to
+    `fake`, with tiny retry delays; closed at the end of the test. `kwargs` go to the engine
+    (`ENGINE_KWARGS`), the artifact caps (`max_artifacts`, `max_artifact_bytes`) or the backend."""
     engines: list[AnalysisEngine] = []
 
     def factory(fake: ResponsesFake, **kwargs: Any) -> AnalysisEngine:
         provider = kwargs.pop("provider", fake.provider)
         client_kwargs = kwargs.pop("client_kwargs", {})
+        engine_kwargs = {k: kwargs.pop(k) for k in ENGINE_KWARGS if k in kwargs}
+        caps = ArtifactCaps(
+            kwargs.pop("max_artifacts", ArtifactCaps().max_count),
+            kwargs.pop("max_artifact_bytes", ArtifactCaps().max_bytes),
+        )
         kwargs.setdefault("retry_base_delay", 0.001)
         kwargs.setdefault("max_retry_delay", 0.05)
         kwargs.setdefault("remote_index", remote_index)
         model = "gpt://folder-1/qwen3-235b-a22b-fp8/latest" if provider == "yandex" else "gpt-4.1"
         kwargs.setdefault("model", model)
-        engine = AnalysisEngine(fake.client(**client_kwargs), provider=provider, **kwargs)
+        backend = HostedInterpreter(
+            fake.client(**client_kwargs), provider=provider, caps=caps, **kwargs
+        )
+        engine = AnalysisEngine(backend, **engine_kwargs)
         engines.append(engine)
         return engine
 

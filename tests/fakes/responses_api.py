@@ -29,7 +29,13 @@ Endpoints (under `/v1`):
   `GET /files/{id}/content`; `DELETE /files/{id}` → FileDeleted (404 if unknown).
 - `GET /containers/{cid}/files/{fid}/content` — generated files in `provider="openai"` mode.
 - `POST /responses` with `stream=true` → SSE built from the next queued `Scenario` (or
-  `fake.default_scenario`, a Scenario or a callable taking the request body); `GET /responses/{id}`.
+  `fake.default_scenario`, a Scenario or a callable taking the request body); `GET /responses/{id}`
+  (code items' `outputs` are `null` in `"openai"` mode unless the query has
+  `include[]=code_interpreter_call.outputs`, as on create); `POST /responses/{id}/cancel` (only a
+  response created with `background=true`, else 400, as OpenAI documents; recorded in
+  `fake.cancelled`). `background=true` is refused with a 400 naming `background` when
+  `fake.refuse_background` is set, and answered with plain JSON (no stream; the response
+  finishes by the second GET) when `fake.background_ignores_stream` is set.
 
 Request checks, as the real services do: an unknown `previous_response_id` → 400
 (`param="previous_response_id"`); a previous response whose container was expired with
@@ -51,7 +57,10 @@ Scenario builder (each method returns the scenario):
 - failures: `.http_error(status, times=1, message=, code=, retry_after=)` (for the first attempts),
   `.error_event(after=N, code=, message=)` (then the stream stays open until the client leaves),
   `.fail(code=, message=)` (`response.failed`), `.incomplete(reason)`, `.cut(after=N,
-  stored_status="in_progress")` (end the stream cleanly after N events), `.stall(after=N,
+  stored_status="in_progress", completes_after=None)` (end the stream cleanly after N events; with
+  `completes_after=K` the stored response turns into the finished one at the K-th
+  `GET /responses/{id}`, as a response still running server-side would), `.drop(after=N,
+  completes_after=None)` (break the connection instead), `.stall(after=N,
   seconds=None, gate=None)` (stop sending until the gate is set, the time passes or the client
   disconnects), `.without_stream_annotations()` (citations only visible via `GET /responses/{id}`);
 - `Scenario.replay(path, files={filename: bytes}, fix=None)` replays an SSE transcript verbatim
@@ -61,7 +70,8 @@ Scenario builder (each method returns the scenario):
 Observations: `fake.requests` (every `RecordedRequest`: method, path, query, headers with
 lower-case names, json, form, file_name, file_bytes), `fake.response_requests()`, `fake.uploads`
 (`StoredFile`s uploaded via POST /files), `fake.files`, `fake.responses` (stored Response dicts),
-`fake.disconnects` (ids of responses whose stream the client closed early) and
+`fake.disconnects` (ids of responses whose stream the client closed early), `fake.cancelled`
+(ids cancelled with `POST /responses/{id}/cancel`), `fake.retrieves` (ids, one per GET) and
 `await fake.wait_for_disconnect()`. Hooks: `fake.upload_gate` (an `asyncio.Event` uploads wait
 for), `fake.vanish_file(id)`, `fake.expire_containers()`, `fake.add_file(...)`,
 `fake.require_api_key`.
@@ -203,6 +213,8 @@ class Scenario:
         self.output_tokens = 80
         self.cut_after: int | None = None
         self.cut_stored_status = "in_progress"
+        self.cut_completes_after: int | None = None
+        self.drop_after: int | None = None
         self.stall_after: int | None = None
         self.stall_seconds: float | None = None
         self.stall_gate: asyncio.Event | None = None
@@ -280,11 +292,22 @@ class Scenario:
         self.incomplete_reason = reason
         return self
 
-    def cut(self, *, after: int, stored_status: str = "in_progress") -> Scenario:
+    def cut(
+        self, *, after: int, stored_status: str = "in_progress", completes_after: int | None = None
+    ) -> Scenario:
         """End the stream cleanly after `after` events. `stored_status="completed"` makes
-        `GET /responses/{id}` report the response as completed anyway."""
+        `GET /responses/{id}` report the response as completed anyway; `completes_after=K` makes
+        it report `stored_status` K-1 times, then the finished response."""
         self.cut_after = after
         self.cut_stored_status = stored_status
+        self.cut_completes_after = completes_after
+        return self
+
+    def drop(self, *, after: int, completes_after: int | None = None) -> Scenario:
+        """Break the connection after `after` events (no clean end of the chunked body), as a
+        network failure would; `completes_after` as for `cut`."""
+        self.drop_after = after
+        self.cut_completes_after = completes_after
         return self
 
     def stall(
@@ -360,6 +383,11 @@ class ResponsesFake:
         self.scenarios: deque[Scenario] = deque()
         self.default_scenario: Scenario | Callable[[dict[str, Any]], Scenario] | None = None
         self.disconnects: list[str] = []
+        self.cancelled: list[str] = []
+        self.retrieves: list[str] = []
+        self.refuse_background = False
+        self.background_ignores_stream = False
+        self._completions: dict[str, tuple[int, dict[str, Any]]] = {}
         self.errors: list[str] = []
         self.upload_gate: asyncio.Event | None = None
         self.missing_file_status = 400
@@ -383,6 +411,7 @@ class ResponsesFake:
         )
         app.router.add_post("/v1/responses", self._create_response)
         app.router.add_get("/v1/responses/{response_id}", self._retrieve_response)
+        app.router.add_post("/v1/responses/{response_id}/cancel", self._cancel_response)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -598,15 +627,55 @@ class ResponsesFake:
         recorded = await self._record(request)
         if (denied := self._auth_error(recorded)) is not None:
             return denied
-        stored = self.responses.get(request.match_info["response_id"])
+        response_id = request.match_info["response_id"]
+        stored = self.responses.get(response_id)
         if stored is None:
+            return self._response_not_found(response_id)
+        self.retrieves.append(response_id)
+        pending = self._completions.get(response_id)
+        if pending is not None:
+            remaining, final = pending
+            if remaining <= 1:
+                del self._completions[response_id]
+                stored = self.responses[response_id] = final
+            else:
+                self._completions[response_id] = (remaining - 1, final)
+        include = request.query.getall("include[]", []) + request.query.getall("include", [])
+        if self.provider == "openai" and "code_interpreter_call.outputs" not in include:
+            stored = {
+                **stored,
+                "output": [
+                    {**item, "outputs": None}
+                    if item.get("type") == "code_interpreter_call"
+                    else item
+                    for item in stored["output"]
+                ],
+            }
+        return web.json_response(self._validated(Response, stored))
+
+    def _response_not_found(self, response_id: str) -> web.Response:
+        return web.json_response(
+            _error_body(f"Response with id '{response_id}' not found.", param="response_id"),
+            status=404,
+        )
+
+    async def _cancel_response(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self._record(request)
+        if (denied := self._auth_error(recorded)) is not None:
+            return denied
+        response_id = request.match_info["response_id"]
+        stored = self.responses.get(response_id)
+        if stored is None:
+            return self._response_not_found(response_id)
+        if not stored.get("background"):
             return web.json_response(
-                _error_body(
-                    f"Response with id '{request.match_info['response_id']}' not found.",
-                    param="response_id",
-                ),
-                status=404,
+                _error_body("Only responses created with background=true can be cancelled."),
+                status=400,
             )
+        self.cancelled.append(response_id)
+        self._completions.pop(response_id, None)
+        if stored.get("status") in ("queued", "in_progress"):
+            stored = self.responses[response_id] = {**stored, "status": "cancelled"}
         return web.json_response(self._validated(Response, stored))
 
     def _check_body(self, body: Any) -> web.Response | None:
@@ -619,6 +688,19 @@ class ResponsesFake:
             return web.json_response(_error_body("Missing input.", param="input"), status=400)
         if body.get("stream") is not True:
             return self._fail_loudly("the fake serves POST /v1/responses with stream=true only")
+        if "background" in body and not isinstance(body["background"], bool):
+            return web.json_response(
+                _error_body("Invalid background.", param="background"), status=400
+            )
+        if body.get("background") and self.refuse_background:
+            return web.json_response(
+                _error_body(
+                    "Unsupported parameter: 'background'.",
+                    param="background",
+                    code="unsupported_parameter",
+                ),
+                status=400,
+            )
         for value in body.get("include") or []:
             if value not in INCLUDABLE:
                 return web.json_response(
@@ -704,7 +786,22 @@ class ResponsesFake:
             self.scenarios.popleft()
         if scenario.raw_blocks is not None:
             return await self._replay(request, scenario)
+        if body.get("background") and self.background_ignores_stream:
+            return self._background_json(body, scenario)
         return await self._stream(request, body, scenario)
+
+    def _background_json(self, body: dict[str, Any], scenario: Scenario) -> web.Response:
+        """A provider that takes `background` but then ignores `stream`: a queued Response as
+        JSON; it has finished by the second `GET /responses/{id}`."""
+        response_id = f"resp_{self._next():06d}"
+        container = self._container_for(body)
+        self.response_containers[response_id] = container
+        _, _, full_output = self._build(body, scenario, response_id, container)
+        queued = self._response(response_id, body, "queued", [])
+        self.responses[response_id] = queued
+        final = self._response(response_id, body, scenario.terminal, full_output, scenario)
+        self._completions[response_id] = (2, final)
+        return web.json_response(self._validated(Response, queued))
 
     # ---- building a turn ------------------------------------------------------------------
 
@@ -752,7 +849,7 @@ class ResponsesFake:
             "object": "response",
             "created_at": int(time.time()),
             "status": status,
-            "background": False,
+            "background": bool(body.get("background")),
             "error": error,
             "incomplete_details": incomplete,
             "instructions": body.get("instructions"),
@@ -990,7 +1087,24 @@ class ResponsesFake:
                 if scenario.cut_after == position:
                     if scenario.cut_stored_status == "completed":
                         self.responses[response_id] = stored_final
+                    elif scenario.cut_completes_after is not None:
+                        self.responses[response_id] = self._response(
+                            response_id, body, scenario.cut_stored_status, []
+                        )
+                        self._completions[response_id] = (
+                            scenario.cut_completes_after,
+                            stored_final,
+                        )
                     await sse.write_eof()
+                    return sse
+                if scenario.drop_after == position:
+                    if scenario.cut_completes_after is not None:
+                        self._completions[response_id] = (
+                            scenario.cut_completes_after,
+                            stored_final,
+                        )
+                    if request.transport is not None:
+                        request.transport.abort()
                     return sse
                 if scenario.stall_after == position:
                     await self._wait(
