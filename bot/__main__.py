@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
-from bot.config import load_settings_or_exit
+from bot.config import ConfigError, load_settings_or_exit
 from bot.logs import setup_logging
 
 
@@ -13,7 +14,11 @@ def main() -> None:
     setup_logging(settings)
     from bot.telegram.runner import serve  # after the settings check: aiogram imports slowly
 
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except ConfigError as error:  # e.g. CODE_EXECUTION=local on a host that cannot sandbox
+        print(error, file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

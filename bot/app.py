@@ -43,6 +43,11 @@ async def build_services(settings: Settings, *, catalog: Catalog | None = None) 
         local = LocalFileStore(settings.data_dir / "files")
         await local.cleanup_temp_files()
         engine = AnalysisEngine.from_settings(settings, store)
+        try:
+            await engine.start()  # CODE_EXECUTION=local: the sandbox self-check
+        except BaseException:
+            await engine.aclose()
+            raise
         limits = FileLimits(
             max_files=settings.max_files_per_chat,
             max_chat_bytes=settings.max_chat_bytes,

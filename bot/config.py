@@ -24,7 +24,10 @@ WHERE_TO_GET = {
         "in Yandex Cloud, then an API key with scope yc.ai.foundationModels.execute"
     ),
     "YANDEX_FOLDER_ID": "the id of your Yandex Cloud folder (console → folder → Overview)",
-    "OPENAI_API_KEY": "create a key at platform.openai.com → API keys",
+    "OPENAI_API_KEY": (
+        "create a key at platform.openai.com → API keys (not needed for a keyless server at "
+        "LLM_BASE_URL)"
+    ),
     "WEBHOOK_SECRET": "any random string of 1-256 characters A-Z a-z 0-9 _ -",
 }
 
@@ -53,6 +56,19 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     llm_background: Literal["auto", "on", "off"] = "auto"
     system_prompt_file: Path | None = None
+
+    # Code execution: the provider's hosted Code Interpreter (cloud) or a sandboxed Python kernel
+    # per chat on this machine (local), driven by any OpenAI-compatible model through function
+    # calling over the Responses API or Chat Completions (LLM_API).
+    code_execution: Literal["cloud", "local"] = "cloud"
+    llm_api: Literal["responses", "chat"] = "responses"
+    max_tool_steps: int = Field(default=12, ge=1, le=100)
+    sandbox_memory_mb: int = Field(default=2048, ge=256)
+    sandbox_step_seconds: float = Field(default=120.0, gt=0)
+    sandbox_idle_minutes: float = Field(default=20.0, gt=0)
+    sandbox_disk_mb: int = Field(default=1024, ge=16)
+    sandbox_max_idle_kernels: int = Field(default=8, ge=1)
+    sandbox_venv: Path = Path(".sandbox-venv")
 
     # State
     data_dir: Path = Path("./data")
@@ -113,7 +129,14 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("llm_provider", "default_language", "llm_background", mode="before")
+    @field_validator(
+        "llm_provider",
+        "default_language",
+        "llm_background",
+        "code_execution",
+        "llm_api",
+        mode="before",
+    )
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -159,7 +182,8 @@ class Settings(BaseSettings):
                 missing.append("YANDEX_API_KEY")
             if not self.yandex_folder_id:
                 missing.append("YANDEX_FOLDER_ID")
-        elif self.openai_api_key is None:
+        elif self.openai_api_key is None and not self.llm_base_url:
+            # A self-hosted server (LLM_BASE_URL: Ollama, vLLM, llama.cpp) may need no key.
             missing.append("OPENAI_API_KEY")
         if self.webhook_url and self.webhook_secret is None:
             missing.append("WEBHOOK_SECRET")
@@ -180,7 +204,8 @@ class Settings(BaseSettings):
     @property
     def llm_api_key(self) -> str:
         key = self.yandex_api_key if self.llm_provider == "yandex" else self.openai_api_key
-        assert key is not None  # guaranteed by _provider_credentials
+        if key is None:  # only a keyless server at LLM_BASE_URL (see _provider_credentials)
+            return "no-key"
         return key.get_secret_value()
 
     @property

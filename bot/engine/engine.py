@@ -215,14 +215,30 @@ class AnalysisEngine:
 
     @classmethod
     def from_settings(cls, settings: Settings, remote_index: RemoteFileIndex) -> AnalysisEngine:
-        """An engine with the backend the settings choose (owning its client)."""
+        """An engine with the backend the settings choose (owning its client): the hosted Code
+        Interpreter (CODE_EXECUTION=cloud) or the local sandboxed kernels (local). Call
+        `start()` before the first run."""
+        executor: Executor
+        if settings.code_execution == "local":
+            from bot.engine.local import LocalExecutor  # the sandbox's imports only when used
+
+            executor = LocalExecutor.from_settings(settings)
+        else:
+            executor = HostedInterpreter.from_settings(settings, remote_index)
         return cls(
-            HostedInterpreter.from_settings(settings, remote_index),
+            executor,
             max_concurrent=settings.max_concurrent_analyses,
             turn_timeout=settings.analysis_timeout_seconds,
         )
 
     # ---- public API ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Let the backend check that it can work (the local sandbox's self-check); raises
+        `ConfigError` with a one-line explanation when it cannot."""
+        start = getattr(self.executor, "start", None)
+        if start is not None:
+            await start()
 
     @property
     def busy(self) -> int:

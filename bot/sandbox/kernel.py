@@ -307,6 +307,7 @@ class Kernel:
         self._client: AsyncKernelClient | None = None
         self._run_dir: Path | None = None
         self._stderr: Any = None
+        self._settling: asyncio.Task[None] | None = None
         self.started_at = 0.0
 
     @property
@@ -452,8 +453,9 @@ class Kernel:
 
     async def execute(self, code: str) -> StepOutput:
         """Run one step. The caller checks `alive` afterwards (a lost kernel must be restarted)."""
-        assert self._client is not None
-        assert self._proc is not None
+        await self.settle()
+        if self._client is None or self._proc is None or not self.alive:
+            return StepOutput(restarted=True, notes=["The Python kernel is not running."])
         out = StepOutput()
         text = TrimmedText(self.limits.output_chars)
         before = await asyncio.to_thread(_snapshot, self.work)
@@ -462,11 +464,18 @@ class Kernel:
         died = asyncio.ensure_future(self._proc.wait())
         disk = asyncio.ensure_future(self._watch_disk())
         try:
-            done, _ = await asyncio.wait(
-                {reader, died, disk},
-                timeout=self.limits.step_seconds,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            try:
+                done, _ = await asyncio.wait(
+                    {reader, died, disk},
+                    timeout=self.limits.step_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            except asyncio.CancelledError:
+                # The turn was cancelled mid-step: stop the code too, or the next step would
+                # wait behind it. Interrupt; kill it if it does not stop within the grace.
+                if not reader.done():
+                    self._settling = asyncio.ensure_future(self._settle(msg_id))
+                raise
             if reader not in done:
                 if died in done:
                     out.restarted = True
@@ -515,6 +524,23 @@ class Kernel:
         out.text = text.text()
         out.truncated = text.truncated
         return out
+
+    async def settle(self) -> None:
+        """Wait until a step abandoned by a cancelled caller has stopped (or the kernel died)."""
+        if self._settling is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._settling)
+            self._settling = None
+
+    async def _settle(self, msg_id: str) -> None:
+        await self._interrupt()
+        out = StepOutput()
+        try:
+            await asyncio.wait_for(
+                self._read_outputs(msg_id, out, TrimmedText(100)), self.limits.interrupt_grace
+            )
+        except (TimeoutError, Exception):
+            await self.stop(keep_work=True)
 
     def _remove_new_files(self, before: dict[str, tuple[int, int]]) -> None:
         for name, stat in _snapshot(self.work).items():

@@ -232,6 +232,8 @@ class KernelPool:
         entry.busy += 1
         try:
             async with entry.lock:
+                if entry.kernel is not None:
+                    await entry.kernel.settle()
                 fresh = entry.kernel is None or not entry.kernel.alive or entry.lost
                 if entry.kernel is not None and not entry.kernel.alive:
                     await entry.kernel.stop(keep_work=True)
@@ -280,6 +282,8 @@ class KernelPool:
         try:
             async with entry.lock:
                 restarted_now = False
+                if entry.kernel is not None:
+                    await entry.kernel.settle()
                 if entry.kernel is None or not entry.kernel.alive:
                     if entry.kernel is not None:
                         await entry.kernel.stop(keep_work=True)
@@ -350,6 +354,13 @@ class KernelPool:
                 await self.reap()
             except Exception:
                 logger.exception("stopping idle kernels failed")
+
+    def is_warm(self, chat_key: str) -> bool:
+        """Whether the chat has a live kernel whose variables a session would keep."""
+        entry = self._entries.get(chat_key)
+        return (
+            entry is not None and entry.kernel is not None and entry.kernel.alive and not entry.lost
+        )
 
     def kernel_pids(self) -> dict[str, int]:
         return {
