@@ -413,10 +413,10 @@ class Kernel:
     async def _wait_ready(self) -> None:
         assert self._client is not None
         assert self._proc is not None
-        self._client.start_channels()
-        ready = asyncio.ensure_future(
-            self._client.wait_for_ready(timeout=self.limits.start_seconds)
-        )
+        # Not jupyter_client's wait_for_ready: it gives up as soon as the heartbeat is late,
+        # which happens when several kernels start at once on a busy machine.
+        self._client.start_channels(hb=False)
+        ready = asyncio.ensure_future(self._kernel_info())
         died = asyncio.ensure_future(self._proc.wait())
         try:
             done, _ = await asyncio.wait(
@@ -429,7 +429,27 @@ class Kernel:
                 task.cancel()
         if ready in done and not ready.cancelled() and ready.exception() is None:
             return
-        raise SandboxError(self.failure_reason() or "the kernel did not start in time")
+        why = self.failure_reason()
+        if not why and ready.done() and not ready.cancelled() and ready.exception() is not None:
+            why = f"{type(ready.exception()).__name__}: {ready.exception()}"
+        raise SandboxError(why or f"the kernel did not start in {self.limits.start_seconds:g}s")
+
+    async def _kernel_info(self) -> None:
+        """Ask for kernel_info until the kernel answers (a request sent before the kernel bound
+        its sockets may be lost, so it is repeated)."""
+        assert self._client is not None
+        wait = 0.2
+        while True:
+            msg_id = self._client.kernel_info()
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    reply = await self._client.get_shell_msg(timeout=left)
+                except Exception:  # queue.Empty on timeout
+                    break
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    return
+            wait = min(wait * 2, 2.0)
 
     def failure_reason(self) -> str:
         if self._stderr is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -157,10 +158,12 @@ class KernelPool:
             )
         await asyncio.to_thread(self._make_root)
         work = self.root_dir / ".self-check"
+        # Generous limits: the check must not fail because the machine is busy.
+        patient = dataclasses.replace(self.limits, step_seconds=max(self.limits.step_seconds, 60.0))
         kernel = Kernel(
             venv=self.venv,
             work=work,
-            limits=self.limits,
+            limits=patient,
             context=self._context,
             bwrap=self._bwrap,
             uid=self._uid,

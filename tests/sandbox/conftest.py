@@ -9,7 +9,7 @@ from bot.sandbox import KernelPool, SandboxLimits
 
 LIMITS = SandboxLimits(
     memory_mb=1024,
-    step_seconds=6,
+    step_seconds=10,
     disk_mb=64,
     tmp_mb=32,
     max_processes=48,

@@ -148,17 +148,20 @@ async def test_a_changed_input_is_copied_again(pool: KernelPool, tmp_path: Path)
 async def test_idle_kernels_stop_and_the_next_session_is_fresh(
     tmp_path: Path, sandbox_venv: Path
 ) -> None:
-    limits = SandboxLimits(idle_minutes=0.0001, max_idle_kernels=2, step_seconds=10)
+    limits = SandboxLimits(idle_minutes=0.02, step_seconds=10)  # 1.2 s
     pool = KernelPool(limits, root_dir=tmp_path / "sb", venv=sandbox_venv)
     await pool.start()
     try:
         session = await pool.session("chat-1", [])
         await session.execute("x = 1")
-        await asyncio.sleep(0.05)
-        await pool.reap()  # the pool's own reaper may have been first
-        assert pool.kernel_pids() == {}
+        assert pool.is_warm("chat-1")
+        async with asyncio.timeout(30):  # the pool's own reaper stops it
+            while pool.kernel_pids():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        assert not pool.is_warm("chat-1")
         again = await pool.session("chat-1", [])
         assert again.fresh
+        assert (await again.execute("x")).error == "NameError: name 'x' is not defined"
     finally:
         await pool.aclose()
 
