@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -211,6 +212,10 @@ class _RefusedChain(Exception):
     """The server does not keep responses (refused previous_response_id)."""
 
 
+class _LostChain(Exception):
+    """The previous response is unknown to the server (expired, or the server restarted)."""
+
+
 class LocalExecutor:
     """Runs turns with a function-calling model and the chat's sandboxed kernel.
 
@@ -303,6 +308,11 @@ class LocalExecutor:
         request = turn.request
         state = _TurnState(turn)
         chat_key = request.chat_key or turn.analysis_id
+        if not request.previous_response_id:
+            # A new conversation (the first question, /reset, or an expired one) gets a clean
+            # kernel and folder, as a new cloud container would be.
+            await self.pool.reset(chat_key)
+            self._history.pop(chat_key, None)
         fresh = not self.pool.is_warm(chat_key)
         # The kernel starts while the model thinks about its first step.
         session_task = asyncio.ensure_future(
@@ -315,8 +325,6 @@ class LocalExecutor:
                 request.language,
                 sandbox_note=local_sandbox_note(fresh),
             )
-            if not request.previous_response_id:
-                self._history.pop(chat_key, None)
             return await self._loop(turn, state, session_task, instructions, chat_key)
         finally:
             if not session_task.done():
@@ -348,6 +356,7 @@ class LocalExecutor:
         first = True
         tools_on = True
         calls_made = 0
+        context_reset = False
         while True:
             try:
                 reply = await self._request(
@@ -355,14 +364,22 @@ class LocalExecutor:
                 )
             except _RefusedChain:
                 continue  # now stateless: the same request again, with the whole transcript
+            except _LostChain:
+                logger.warning(
+                    "turn %s: the previous response is gone; starting a fresh chain",
+                    turn.analysis_id,
+                )
+                turn.chain_gone = True
+                context_reset = True
+                previous = None
+                continue
             except openai.APIError as error:
                 return turn.failed(failure_reason_of(error), describe(error))
             first = False
-            if not reply.calls:
-                return TurnFinished(await self._finish(turn, state, reply, chat_key))
-            if not tools_on:
-                # The model called the tool although told not to: stop here with its text.
-                return TurnFinished(await self._finish(turn, state, reply, chat_key))
+            if not reply.calls or not tools_on:
+                # No call: the answer. (A call although told not to: stop with its text.)
+                result = await self._finish(turn, state, reply, chat_key)
+                return TurnFinished(dataclasses.replace(result, context_reset=context_reset))
             pending = []
             if self._api == "chat":
                 transcript.append(_assistant_message(reply))
@@ -478,6 +495,8 @@ class LocalExecutor:
                     stream = await self._client.responses.create(**params)
                 except openai.APIStatusError as error:
                     if "previous_response_id" in params and _refuses_chain(error):
+                        if first and _chain_not_found(error):
+                            raise _LostChain from None
                         self._go_stateless(describe(error))
                         if first and turn.request.previous_response_id:
                             turn.chain_gone = True
@@ -711,6 +730,11 @@ def _read_files(files: dict[str, Path], max_bytes: int) -> list[tuple[str, bytes
         except OSError:
             continue
     return out
+
+
+def _chain_not_found(error: openai.APIStatusError) -> bool:
+    said = error_text(error).lower()
+    return "not found" in said or "not_found" in said or error.status_code == 404
 
 
 def _refuses_chain(error: openai.APIStatusError) -> bool:

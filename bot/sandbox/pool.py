@@ -185,6 +185,8 @@ class KernelPool:
             )
 
     def _make_root(self) -> None:
+        # Only this process's kernels use the folder: what a previous run left is a stale cache.
+        shutil.rmtree(self.root_dir, ignore_errors=True)
         self.root_dir.mkdir(parents=True, exist_ok=True)
         if self._uid is not None:
             os.chmod(self.root_dir, 0o711)  # noqa: S103 - traversal only, for the sandbox uid
@@ -261,7 +263,13 @@ class KernelPool:
             entry.busy -= 1
 
     def _sync_files(self, entry: _Entry, files: list[InputFile]) -> None:
-        """Copy the chat's files into its work folder when missing or changed (blocking)."""
+        """Copy the chat's files into its work folder when missing or changed, and remove the
+        copies of files the chat no longer has (blocking)."""
+        wanted = {_safe_name(name) for name, _ in files}
+        for gone in [name for name in entry.copied if name not in wanted]:
+            with contextlib.suppress(OSError):
+                (entry.work / gone).unlink()
+            del entry.copied[gone]
         for name, source in files:
             safe = _safe_name(name)
             target = entry.work / safe
@@ -279,6 +287,19 @@ class KernelPool:
             os.replace(tmp, target)
             dst = target.stat()
             entry.copied[safe] = (src.st_size, src.st_mtime_ns, dst.st_size, dst.st_mtime_ns)
+
+    async def reset(self, chat_key: str) -> None:
+        """Stop the chat's kernel and empty its folder: the next session starts afresh."""
+        entry = self._entries.get(chat_key)
+        if entry is None:
+            return
+        entry.busy += 1
+        try:
+            async with entry.lock:
+                await self._stop(entry, remove=False)
+                await asyncio.to_thread(shutil.rmtree, entry.work, True)
+        finally:
+            entry.busy -= 1
 
     async def _execute(self, entry: _Entry, code: str) -> StepOutput:
         entry.busy += 1

@@ -355,3 +355,41 @@ def test_the_code_is_previewed_while_its_json_streams() -> None:
     assert preview_code('{"code": "x\\u00e9y", ') == "xéy"
     assert preview_code('{"co') == ""
     assert preview_code('{"code": "tail\\') == "tail"
+
+
+async def test_an_unknown_previous_response_starts_a_fresh_chain(local_engine: Factory) -> None:
+    def script(chat: Conversation) -> list[Call | Answer]:
+        if not chat.turn_outputs:
+            return [Call("print(2 + 2)")]
+        return [Answer(chat.turn_outputs[-1].strip())]
+
+    async with running_tool_model(script) as model:
+        engine = local_engine(model)
+        await engine.start()
+        request = TurnRequest("Q", [], chat_key="1", previous_response_id="resp_expired")
+        result = finished(await collect(engine.run(request)))
+        assert result.text == "4"
+        assert result.context_reset
+        # The server still keeps responses: the next turn chains again.
+        follow = TurnRequest("Q2", [], chat_key="1", previous_response_id=result.response_id)
+        finished(await collect(engine.run(follow)))
+    assert model.requests[-2][1]["previous_response_id"] == result.response_id
+    assert "store" not in model.requests[-1][1]
+
+
+async def test_a_new_conversation_gets_a_fresh_kernel(local_engine: Factory) -> None:
+    def script(chat: Conversation) -> list[Call | Answer]:
+        code = "x = 1" if chat.question == "define" else "print('x' in globals())"
+        if not chat.turn_outputs:
+            return [Call(code)]
+        return [Answer(chat.turn_outputs[-1].strip() or "defined")]
+
+    async with running_tool_model(script) as model:
+        engine = local_engine(model)
+        await engine.start()
+        first = finished(await collect(engine.run(TurnRequest("define", [], chat_key="5"))))
+        follow = TurnRequest("check", [], chat_key="5", previous_response_id=first.response_id)
+        assert finished(await collect(engine.run(follow))).text == "True"
+        anew = finished(await collect(engine.run(TurnRequest("check", [], chat_key="5"))))
+        assert anew.text == "False"
+    assert "just been started" in model.requests[-2][1]["instructions"]

@@ -191,3 +191,13 @@ async def test_the_self_check_explains_what_is_missing(tmp_path: Path, sandbox_v
     with pytest.raises(SandboxUnavailable, match=r"python -m bot\.sandbox\.build"):
         await no_venv.start()
     await no_venv.aclose()
+
+
+async def test_a_file_the_chat_no_longer_has_disappears(pool: KernelPool, tmp_path: Path) -> None:
+    kept, removed = tmp_path / "kept.csv", tmp_path / "removed.csv"
+    kept.write_text("a\n1\n")
+    removed.write_text("b\n2\n")
+    await pool.session("chat-1", [("kept.csv", kept), ("removed.csv", removed)])
+    session = await pool.session("chat-1", [("kept.csv", kept)])
+    out = await session.execute("import os\nprint(sorted(os.listdir()))")
+    assert out.text.strip() == "['kept.csv']"
