@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -272,9 +273,9 @@ class LocalExecutor:
             disk_mb=settings.sandbox_disk_mb,
             max_idle_kernels=settings.sandbox_max_idle_kernels,
         )
-        pool = KernelPool(
-            limits, root_dir=settings.data_dir / "sandbox", venv=settings.sandbox_venv
-        )
+        # Per host: instances sharing DATA_DIR (REDIS_URL) each clear their own folder at start.
+        root = settings.data_dir / "sandbox" / (socket.gethostname() or "local")
+        pool = KernelPool(limits, root_dir=root, venv=settings.sandbox_venv)
         return cls(
             build_client(settings),
             model=settings.llm_model,

@@ -435,19 +435,31 @@ class Kernel:
         raise SandboxError(why or f"the kernel did not start in {self.limits.start_seconds:g}s")
 
     async def _kernel_info(self) -> None:
-        """Ask for kernel_info until the kernel answers (a request sent before the kernel bound
-        its sockets may be lost, so it is repeated)."""
+        """Ask for kernel_info until the kernel answers on the shell channel *and* something
+        arrives on IOPub (its welcome or the request's status): a SUB socket drops whatever is
+        published before its subscription is in place, so a step sent earlier could lose its
+        output. A request sent before the kernel bound its sockets may be lost: it is repeated."""
         assert self._client is not None
         wait = 0.2
+        answered = False
         while True:
-            msg_id = self._client.kernel_info()
-            deadline = time.monotonic() + wait
-            while (left := deadline - time.monotonic()) > 0:
+            if not answered:
+                msg_id = self._client.kernel_info()
+                deadline = time.monotonic() + wait
+                while (left := deadline - time.monotonic()) > 0:
+                    try:
+                        reply = await self._client.get_shell_msg(timeout=left)
+                    except Exception:  # queue.Empty on timeout
+                        break
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        answered = True
+                        break
+            if answered:
                 try:
-                    reply = await self._client.get_shell_msg(timeout=left)
-                except Exception:  # queue.Empty on timeout
-                    break
-                if reply["parent_header"].get("msg_id") == msg_id:
+                    await self._client.get_iopub_msg(timeout=wait)
+                except Exception:  # nothing yet: ask again, the answer is published on IOPub
+                    answered = False
+                else:
                     return
             wait = min(wait * 2, 2.0)
 
