@@ -54,19 +54,26 @@ class BuildError(Exception):
 
 
 def _fingerprint(python: str) -> str:
-    return hashlib.sha256(json.dumps([python, *PACKAGES]).encode()).hexdigest()[:16]
+    """What was installed and from which base interpreter (its resolved path)."""
+    base = os.path.realpath(python)
+    return hashlib.sha256(json.dumps([base, *PACKAGES]).encode()).hexdigest()[:16] + " " + base
 
 
 def interpreter(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def is_ready(venv: Path, python: str = SYSTEM_PYTHON) -> bool:
+def is_ready(venv: Path, python: str | None = None) -> bool:
+    """Whether `venv` holds this version's packages (built from `python`, when given)."""
     marker = venv / MARKER
     try:
-        return marker.read_text().strip() == _fingerprint(python) and interpreter(venv).exists()
+        recorded = marker.read_text().strip()
     except OSError:
         return False
+    if not interpreter(venv).exists() or " " not in recorded:
+        return False
+    base = recorded.split(" ", 1)[1]
+    return recorded == _fingerprint(python or base)
 
 
 def _run(args: list[str], **kwargs: object) -> None:

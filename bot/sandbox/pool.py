@@ -28,7 +28,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.sandbox.build import interpreter, is_ready
 from bot.sandbox.kernel import (
     Kernel,
     SandboxError,
@@ -67,8 +66,10 @@ def _userns_hint() -> str:
             hints.append("user namespaces are disabled (sysctl user.max_user_namespaces=15000)")
     if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
         hints.append(
-            "inside a container, run it with --security-opt seccomp=unconfined and "
-            "--security-opt apparmor=unconfined (Docker's default profiles forbid namespaces)"
+            "inside a container, run it with --security-opt seccomp=unconfined, "
+            "--security-opt apparmor=unconfined and --security-opt systempaths=unconfined "
+            "(Docker's default profiles forbid namespaces and a fresh /proc; see "
+            "docker-compose.local.yml)"
         )
     return "; ".join(hints) or (
         "user namespaces must be allowed: check the kernel's sysctls, seccomp and AppArmor"
@@ -146,6 +147,9 @@ class KernelPool:
                 "(Debian/Ubuntu: apt-get install bubblewrap)"
             )
         self._bwrap = path
+        # Imported here: `python -m bot.sandbox.build` must not find itself imported already.
+        from bot.sandbox.build import interpreter, is_ready
+
         if not await asyncio.to_thread(is_ready, self.venv):
             raise SandboxUnavailable(
                 f"the sandbox interpreter is missing at {self.venv}: build it with "
