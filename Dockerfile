@@ -25,9 +25,12 @@ FROM python:3.11-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends bubblewrap \
     && rm -rf /var/lib/apt/lists/*
+# /app/data points at /data, so DATA_DIR=./data (the source default, also in a copied
+# .env.example) lands on the volume too when the image runs without compose.
 RUN useradd --create-home --uid 10001 --user-group bot \
-    && mkdir /data \
-    && chown bot:bot /data
+    && mkdir /data /app \
+    && chown bot:bot /data \
+    && ln -s /data /app/data
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
 COPY --from=build /opt/sandbox /opt/sandbox
@@ -41,7 +44,12 @@ ENV PATH=/app/.venv/bin:$PATH \
 USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8080 8081
-# /healthz answers on WEBHOOK_PORT in webhook mode and on HEALTH_PORT in polling mode.
+# /healthz answers on WEBHOOK_PORT in webhook mode and on HEALTH_PORT in polling mode; the
+# check fails when nothing answers there (including while the bot waits for Telegram or Redis).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "bot.healthcheck"]
-CMD ["python", "-m", "bot"]
+# `docker run IMAGE` serves; `docker run IMAGE check` (or `docker compose run --rm bot check`)
+# verifies the deployment. The bot installs its SIGTERM handler first thing; still, run it
+# under an init (`init: true` in compose, `docker run --init`) so no signal is ever lost.
+ENTRYPOINT ["python", "-m", "bot"]
+CMD ["serve"]

@@ -218,14 +218,16 @@ def child_pids() -> list[int]:
 async def serve_bot(config: dict[str, Any]) -> None:
     from bot.app import build_services
     from bot.logs import setup_logging
-    from bot.telegram.runner import BotRunner, create_bot
+    from bot.runtime import Runtime
+    from bot.telegram.factory import create_bot
+    from bot.telegram.runners import make_runner
 
     tg = SimpleNamespace(token=config["token"], base_url=config["tg"], local_mode=False)
     llm = SimpleNamespace(provider="openai", base_url=config["llm"])
     settings = settings_for(tg, llm, Path(config["data_dir"]), **config["overrides"])  # type: ignore[arg-type]
     setup_logging(settings)
     services = await build_services(settings)
-    runner = BotRunner(settings, services, create_bot(settings))
+    runner = make_runner(settings, services, create_bot(settings), Runtime())
     task = asyncio.create_task(runner.run())
     lag = LagMeter(config["trace_stalls_ms"])
     lag.start()

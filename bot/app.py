@@ -10,14 +10,14 @@ from bot.catalog import Catalog, load_catalog
 from bot.config import Settings
 from bot.engine import AnalysisEngine
 from bot.services.access import AccessPolicy
-from bot.services.analysis import AnalysisService, Quotas
-from bot.services.files import ChatFiles, FileLimits
+from bot.services.analysis import AnalysisService
+from bot.services.files import ChatFiles
+from bot.services.limits import Limits
+from bot.services.people import People
 from bot.storage import LocalFileStore, open_store
 from bot.storage.base import Store
 
 log = logging.getLogger(__name__)
-
-TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # cloud Bot API getFile limit
 
 
 @dataclass(slots=True)
@@ -29,6 +29,8 @@ class Services:
     analyses: AnalysisService
     catalog: Catalog
     access: AccessPolicy
+    limits: Limits
+    people: People
 
     async def aclose(self) -> None:
         try:
@@ -48,16 +50,12 @@ async def build_services(settings: Settings, *, catalog: Catalog | None = None) 
         except BaseException:
             await engine.aclose()
             raise
-        limits = FileLimits(
-            max_files=settings.max_files_per_chat,
-            max_chat_bytes=settings.max_chat_bytes,
-            max_download_bytes=None if settings.telegram_api_local else TELEGRAM_DOWNLOAD_LIMIT,
-        )
-        files = ChatFiles(store, local, engine, limits)
+        limits = Limits.from_settings(settings)
+        files = ChatFiles(store, local, engine, limits.files)
         analyses = AnalysisService(
             store,
             engine,
-            quotas=Quotas(per_user=settings.daily_user_quota, per_chat=settings.daily_chat_quota),
+            quotas=limits.quotas,
             conversation_ttl=timedelta(hours=settings.conversation_ttl_hours),
         )
     except BaseException:
@@ -69,6 +67,8 @@ async def build_services(settings: Settings, *, catalog: Catalog | None = None) 
         engine=engine,
         files=files,
         analyses=analyses,
-        catalog=catalog or load_catalog(),
+        catalog=catalog or load_catalog(settings.datasets_dir),
         access=AccessPolicy.from_settings(settings),
+        limits=limits,
+        people=People(store),
     )

@@ -2,7 +2,7 @@
 
 `datasets/build.py` generates the CSVs and the numbers in the catalog; this module only reads them.
 The datasets folder sits next to the `bot` package both in a source checkout and in the Docker
-image; `DATASETS_DIR` (or the `root` argument) points elsewhere.
+image; the `root` argument (the DATASETS_DIR setting, read by `bot.config`) points elsewhere.
 
 `load_catalog()` reads one small JSON file and stats seven files: call it once at startup (or via
 `asyncio.to_thread`), not per update.
@@ -11,13 +11,14 @@ image; `DATASETS_DIR` (or the `root` argument) points elsewhere.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from bot.config import LANGUAGES
 
 __all__ = [
     "CATALOG_FILE",
@@ -29,14 +30,12 @@ __all__ = [
     "Column",
     "Dataset",
     "Source",
-    "default_datasets_dir",
     "load_catalog",
 ]
 
 CATALOG_FILE = "catalog.json"
 DATASETS_DIR_ENV = "DATASETS_DIR"
 DEFAULT_DATASETS_DIR = Path(__file__).resolve().parent.parent / "datasets"
-LANGUAGES = ("ru", "en")
 # Fallback order after the requested language: English first, then Russian.
 _FALLBACK = ("en", "ru")
 # Ids travel in Telegram callback data (64 bytes in total), so keep them short and plain.
@@ -129,18 +128,12 @@ class Catalog:
         return dataset_id in self._by_id
 
 
-def default_datasets_dir() -> Path:
-    """`$DATASETS_DIR` if set, else the `datasets/` folder next to the `bot` package."""
-    env = os.environ.get(DATASETS_DIR_ENV, "").strip()
-    return Path(env).expanduser().resolve() if env else DEFAULT_DATASETS_DIR
-
-
 def load_catalog(root: Path | str | None = None) -> Catalog:
     """Read `<root>/catalog.json` and check that every listed CSV is present with its size.
 
-    `root` defaults to `default_datasets_dir()`. Raises `CatalogError` naming every problem.
+    `root` defaults to `DEFAULT_DATASETS_DIR`. Raises `CatalogError` naming every problem.
     """
-    root = Path(root).expanduser().resolve() if root is not None else default_datasets_dir()
+    root = Path(root if root is not None else DEFAULT_DATASETS_DIR).expanduser().resolve()
     catalog_path = root / CATALOG_FILE
     try:
         raw = json.loads(catalog_path.read_text(encoding="utf-8"))

@@ -9,12 +9,17 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdSet = Annotated[frozenset[int], NoDecode]
+
+# The languages the bot speaks (its texts, the model's answers); the first is the default.
+Language = Literal["ru", "en"]
+LANGUAGES: tuple[str, ...] = get_args(Language)
+DEFAULT_LANGUAGE: str = LANGUAGES[0]
 
 # Where an operator gets each required value; shown when it is missing.
 WHERE_TO_GET = {
@@ -32,20 +37,38 @@ WHERE_TO_GET = {
 }
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-    )
+def _blank_is_none(value: object) -> object:
+    """An empty variable (`HEALTH_PORT=` in a .env) means "not set"."""
+    return None if isinstance(value, str) and not value.strip() else value
 
-    # Telegram
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+# Settings by concern. Each group is read from the same environment (the variable names are
+# the contract, so no prefixes); `Settings` joins them. Code that needs one concern can say so
+# in its signature (e.g. `create_bot(settings: TelegramSettings)`).
+
+
+class TelegramSettings(BaseSettings):
+    """The bot's identity, the Bot API server, and how it talks in chats."""
+
     telegram_bot_token: SecretStr
     telegram_api_base: str | None = None
     telegram_api_local: bool = False
+    default_language: Language = DEFAULT_LANGUAGE
+    edit_interval_private: float = Field(default=1.0, ge=0)
+    edit_interval_group: float = Field(default=3.0, ge=0)
+    telegram_messages_per_second: float = Field(default=25.0, ge=0)  # 0: no overall pacing
 
-    # LLM provider
+    telegram_blank_is_none = field_validator("telegram_api_base", mode="before")(_blank_is_none)
+    telegram_lowered = field_validator("default_language", mode="before")(_lower)
+
+
+class ProviderSettings(BaseSettings):
+    """The model provider: which one, its credentials, model and endpoint."""
+
     llm_provider: Literal["yandex", "openai"] = "yandex"
     yandex_api_key: SecretStr | None = None
     yandex_folder_id: str | None = None
@@ -57,9 +80,43 @@ class Settings(BaseSettings):
     llm_background: Literal["auto", "on", "off"] = "auto"
     system_prompt_file: Path | None = None
 
-    # Code execution: the provider's hosted Code Interpreter (cloud) or a sandboxed Python kernel
-    # per chat on this machine (local), driven by any OpenAI-compatible model through function
-    # calling over the Responses API or Chat Completions (LLM_API).
+    provider_blank_is_none = field_validator(
+        "llm_base_url",
+        "yandex_folder_id",
+        "yandex_api_key",
+        "openai_api_key",
+        "system_prompt_file",
+        mode="before",
+    )(_blank_is_none)
+    provider_lowered = field_validator("llm_provider", "llm_background", mode="before")(_lower)
+
+    @property
+    def llm_model(self) -> str:
+        if self.llm_provider == "yandex":
+            return f"gpt://{self.yandex_folder_id}/{self.yandex_cloud_model}"
+        return self.openai_model
+
+    @property
+    def llm_api_key(self) -> str:
+        key = self.yandex_api_key if self.llm_provider == "yandex" else self.openai_api_key
+        if key is None:  # only a keyless server at LLM_BASE_URL (see Settings._required_values)
+            return "no-key"
+        return key.get_secret_value()
+
+    @property
+    def llm_api_base(self) -> str | None:
+        if self.llm_base_url:
+            return self.llm_base_url
+        if self.llm_provider == "yandex":
+            return "https://ai.api.cloud.yandex.net/v1"
+        return None  # the SDK's default
+
+
+class CodeExecutionSettings(BaseSettings):
+    """Where the model's code runs: the provider's hosted Code Interpreter (cloud) or a sandboxed
+    Python kernel per chat on this machine (local), driven by any OpenAI-compatible model through
+    function calling over the Responses API or Chat Completions (LLM_API)."""
+
     code_execution: Literal["cloud", "local"] = "cloud"
     llm_api: Literal["responses", "chat"] = "responses"
     max_tool_steps: int = Field(default=12, ge=1, le=100)
@@ -70,43 +127,47 @@ class Settings(BaseSettings):
     sandbox_max_idle_kernels: int = Field(default=8, ge=1)
     sandbox_venv: Path = Path(".sandbox-venv")
 
-    # State
+    execution_lowered = field_validator("code_execution", "llm_api", mode="before")(_lower)
+
+
+class StateSettings(BaseSettings):
+    """Where state lives: files and SQLite under DATA_DIR, or Redis."""
+
     data_dir: Path = Path("./data")
+    datasets_dir: Path | None = None  # the demo datasets (catalog.json); None: the bundled ones
     redis_url: SecretStr | None = None
 
-    # Analyses
+    state_blank_is_none = field_validator("redis_url", "datasets_dir", mode="before")(
+        _blank_is_none
+    )
+
+
+class AnalysisSettings(BaseSettings):
+    """How analyses run: concurrency, time, what they may return, how long context lasts."""
+
     max_concurrent_analyses: int = Field(default=3, ge=1)
     analysis_timeout_seconds: float = Field(default=600.0, gt=0)
     max_artifacts: int = Field(default=20, ge=0)
     max_artifact_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     conversation_ttl_hours: float = Field(default=24.0, gt=0)
 
-    # Files
+
+class FileSettings(BaseSettings):
+    """The caps on a chat's files and how long they are kept."""
+
     max_files_per_chat: int = Field(default=10, ge=1)
     max_chat_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     file_retention_days: float = Field(default=30.0, gt=0)
 
-    # Access and quotas
+
+class AccessSettings(BaseSettings):
+    """Who may use the bot, who administers it, and the daily quotas."""
+
     allowed_user_ids: IdSet = frozenset()
     allowed_chat_ids: IdSet = frozenset()
     admin_user_ids: IdSet = frozenset()
     daily_user_quota: int = Field(default=30, ge=0)
     daily_chat_quota: int = Field(default=200, ge=0)
-
-    # Telegram behaviour
-    default_language: Literal["ru", "en"] = "ru"
-    edit_interval_private: float = Field(default=1.0, ge=0)
-    edit_interval_group: float = Field(default=3.0, ge=0)
-    telegram_messages_per_second: float = Field(default=25.0, ge=0)  # 0: no overall pacing
-
-    # Running
-    webhook_url: str | None = None
-    webhook_secret: SecretStr | None = None
-    webhook_host: str = "0.0.0.0"  # noqa: S104 - the webhook must listen on all interfaces in Docker
-    webhook_port: int = Field(default=8080, ge=1, le=65535)
-    health_port: int | None = Field(default=None, ge=1, le=65535)
-    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
     @classmethod
@@ -124,39 +185,26 @@ class Settings(BaseSettings):
             return frozenset(ids)
         return value
 
+
+class RunSettings(BaseSettings):
+    """How the process runs: polling or a webhook, health endpoint, stopping, logs."""
+
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "0.0.0.0"  # noqa: S104 - the webhook must listen on all interfaces in Docker
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    run_blank_is_none = field_validator(
+        "webhook_url", "health_port", "webhook_secret", mode="before"
+    )(_blank_is_none)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
-
-    @field_validator(
-        "llm_provider",
-        "default_language",
-        "llm_background",
-        "code_execution",
-        "llm_api",
-        mode="before",
-    )
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator(
-        "telegram_api_base",
-        "llm_base_url",
-        "webhook_url",
-        "yandex_folder_id",
-        "health_port",
-        "redis_url",
-        "webhook_secret",
-        "yandex_api_key",
-        "openai_api_key",
-        "system_prompt_file",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("webhook_secret")
     @classmethod
@@ -174,8 +222,32 @@ class Settings(BaseSettings):
             raise ValueError("must be a full URL, e.g. https://bot.example.org/telegram")
         return value
 
+    @property
+    def use_webhook(self) -> bool:
+        return bool(self.webhook_url)
+
+
+class Settings(
+    TelegramSettings,
+    ProviderSettings,
+    CodeExecutionSettings,
+    StateSettings,
+    AnalysisSettings,
+    FileSettings,
+    AccessSettings,
+    RunSettings,
+):
+    """Every setting, read once from the environment and `.env` (see `load_settings`)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
     @model_validator(mode="after")
-    def _provider_credentials(self) -> Settings:
+    def _required_values(self) -> Settings:
         missing = []
         if self.llm_provider == "yandex":
             if self.yandex_api_key is None:
@@ -190,31 +262,6 @@ class Settings(BaseSettings):
         if missing:
             raise MissingSettingsError(missing)
         return self
-
-    @property
-    def use_webhook(self) -> bool:
-        return bool(self.webhook_url)
-
-    @property
-    def llm_model(self) -> str:
-        if self.llm_provider == "yandex":
-            return f"gpt://{self.yandex_folder_id}/{self.yandex_cloud_model}"
-        return self.openai_model
-
-    @property
-    def llm_api_key(self) -> str:
-        key = self.yandex_api_key if self.llm_provider == "yandex" else self.openai_api_key
-        if key is None:  # only a keyless server at LLM_BASE_URL (see _provider_credentials)
-            return "no-key"
-        return key.get_secret_value()
-
-    @property
-    def llm_api_base(self) -> str | None:
-        if self.llm_base_url:
-            return self.llm_base_url
-        if self.llm_provider == "yandex":
-            return "https://ai.api.cloud.yandex.net/v1"
-        return None  # the SDK's default
 
 
 class MissingSettingsError(ValueError):

@@ -12,13 +12,13 @@ import asyncio
 import hashlib
 import logging
 import mimetypes
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 
+from bot.common import safe_filename
 from bot.engine.retry import RetryPolicy, call_with_retries, describe
 from bot.engine.stream import Citation
 from bot.engine.types import Artifact
@@ -40,7 +40,6 @@ _EXTRA_TYPES = {
     ".svg": "image/svg+xml",
     ".md": "text/markdown",
 }
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 
 
 def guess_mime_type(filename: str) -> str:
@@ -50,17 +49,6 @@ def guess_mime_type(filename: str) -> str:
         return known
     guessed, _ = mimetypes.guess_type(filename, strict=False)
     return guessed or "application/octet-stream"
-
-
-def safe_filename(name: str, fallback: str) -> str:
-    """A name that is safe to send as a document: no path, no control characters."""
-    cleaned = _UNSAFE_NAME.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")
-    if not cleaned:
-        cleaned = _UNSAFE_NAME.sub("_", fallback) or "file"
-    if len(cleaned) > 120:
-        stem, dot, ext = cleaned.rpartition(".")
-        cleaned = (stem[: 110 - len(ext)] + dot + ext) if dot and len(ext) <= 10 else cleaned[:120]
-    return cleaned
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +169,7 @@ async def collect_artifacts(
             if digest in seen_hashes:
                 continue
             seen_hashes.add(digest)
-            name = safe_filename(citation.filename, citation.file_id)
+            name = safe_filename(citation.filename or citation.file_id)
             kept.append(Artifact(name, guess_mime_type(name), result, citation.file_id))
     dropped += len(pending)
     # Inline images last: a picture that was also saved and cited keeps its named copy.

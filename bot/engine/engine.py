@@ -214,17 +214,22 @@ class AnalysisEngine:
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, remote_index: RemoteFileIndex) -> AnalysisEngine:
-        """An engine with the backend the settings choose (owning its client): the hosted Code
-        Interpreter (CODE_EXECUTION=cloud) or the local sandboxed kernels (local). Call
-        `start()` before the first run."""
-        executor: Executor
-        if settings.code_execution == "local":
-            from bot.engine.local import LocalExecutor  # the sandbox's imports only when used
+    def from_settings(
+        cls,
+        settings: Settings,
+        remote_index: RemoteFileIndex,
+        executor: Executor | None = None,
+    ) -> AnalysisEngine:
+        """An engine configured from `settings`, running turns with `executor` (by default the
+        backend CODE_EXECUTION chooses, owning its client: the provider's Code Interpreter for
+        `cloud`, the local sandboxed kernels for `local`). Call `start()` before the first run."""
+        if executor is None:
+            if settings.code_execution == "local":
+                from bot.engine.local import LocalExecutor  # the sandbox's imports only when used
 
-            executor = LocalExecutor.from_settings(settings)
-        else:
-            executor = HostedInterpreter.from_settings(settings, remote_index)
+                executor = LocalExecutor.from_settings(settings)
+            else:
+                executor = HostedInterpreter.from_settings(settings, remote_index)
         return cls(
             executor,
             max_concurrent=settings.max_concurrent_analyses,

@@ -92,6 +92,8 @@ class Turn:
 
     def emit(self, event: EngineEvent) -> None:
         """Send a progress event to the consumer (ignored once the run has ended)."""
+        if isinstance(event, TurnFinished | TurnFailed):
+            raise TypeError("return the terminal event from run_turn instead of emitting it")
         self._emit(event)
 
     def begin(self) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import TypeVar
 
 import openai
 
+from bot.common import KeyedLocks
 from bot.engine.artifacts import guess_mime_type
 from bot.engine.retry import RetryPolicy, call_with_retries, describe, error_text
 from bot.engine.types import DataFile, RemoteFileIndex
@@ -38,33 +39,6 @@ class UploadError(Exception):
         self.cause = cause
 
 
-class _KeyedLocks:
-    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
-
-    @contextmanager
-    def _ref(self, key: tuple[str, str]) -> Iterator[asyncio.Lock]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            yield lock
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    async def run(self, key: tuple[str, str], fn: Callable[[], Awaitable[T]]) -> T:
-        with self._ref(key) as lock:
-            async with lock:
-                return await fn()
-
-
 class RemoteFiles:
     def __init__(
         self,
@@ -79,7 +53,7 @@ class RemoteFiles:
         self._retry = retry
         self._check_interval = check_interval
         self._verified: dict[str, float] = {}  # remote id → monotonic time of the last check
-        self._locks = _KeyedLocks()
+        self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()
 
     async def resolve(
         self, files: Sequence[DataFile], on_uploading: Callable[[int], None] | None = None
@@ -173,7 +147,8 @@ class RemoteFiles:
             self._verified[remote_id] = time.monotonic()
             return remote_id
 
-        return await self._locks.run((data_file.scope, data_file.sha256), upload_if_still_missing)
+        async with self._locks.hold((data_file.scope, data_file.sha256)):
+            return await upload_if_still_missing()
 
     async def _upload(self, data_file: DataFile) -> str:
         started = time.monotonic()

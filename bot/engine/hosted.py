@@ -47,7 +47,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -313,6 +313,7 @@ class HostedInterpreter:
             if target is None:
                 renamed.append(data_file)
                 continue
+            stem = stem or "data"
             name = f"{stem}{target}"
             if name in taken:  # "sales.tsv" next to a "sales.csv"
                 name = f"{stem}_{extension.lstrip('.') or 'data'}{target}"
@@ -360,7 +361,7 @@ class HostedInterpreter:
         else:
             logger.info("turn %s: cancelled response %s", turn.analysis_id, response_id)
 
-    async def _bounded(self, work: Any, what: str) -> None:
+    async def _bounded(self, work: Awaitable[None], what: str) -> None:
         """Run cleanup `work` for at most CLEANUP_SECONDS (also while being cancelled)."""
         try:
             async with asyncio.timeout(CLEANUP_SECONDS):

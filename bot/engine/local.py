@@ -256,7 +256,9 @@ class LocalExecutor:
         self._history: dict[str, deque[tuple[str, str]]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LocalExecutor:
+    def from_settings(cls, settings: Settings, *, root_dir: Path | None = None) -> LocalExecutor:
+        """A backend (owning its client) configured from `Settings`; the chats' folders go to
+        `root_dir` (default: DATA_DIR/sandbox/<host name>)."""
         template = None
         if settings.system_prompt_file is not None:
             try:
@@ -274,7 +276,7 @@ class LocalExecutor:
             max_idle_kernels=settings.sandbox_max_idle_kernels,
         )
         # Per host: instances sharing DATA_DIR (REDIS_URL) each clear their own folder at start.
-        root = settings.data_dir / "sandbox" / (socket.gethostname() or "local")
+        root = root_dir or settings.data_dir / "sandbox" / (socket.gethostname() or "local")
         pool = KernelPool(limits, root_dir=root, venv=settings.sandbox_venv)
         return cls(
             build_client(settings),

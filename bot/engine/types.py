@@ -12,6 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from bot.config import DEFAULT_LANGUAGE
+
 
 @dataclass(frozen=True, slots=True)
 class ColumnInfo:
@@ -49,7 +51,7 @@ class TurnRequest:
     question: str
     files: Sequence[DataFile]
     previous_response_id: str | None = None
-    language: str = "ru"  # the user's language; the model is asked to answer in it
+    language: str = DEFAULT_LANGUAGE  # the user's language; the model is asked to answer in it
     analysis_id: str = ""  # the analysis this turn belongs to (for logs); made up when empty
     chat_key: str = ""  # who is asking (for logs and queue bookkeeping)
 

@@ -94,8 +94,9 @@ def build(venv: Path, python: str = SYSTEM_PYTHON, *, force: bool = False) -> Pa
         raise BuildError(f"{python} does not exist: install the system Python (python3)")
     if venv.exists():
         shutil.rmtree(venv)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
-    _run([uv, "venv", "--quiet", "--python", python, str(venv)], env=env)
+    # uv inherits the environment (its cache, index and certificate settings); the target
+    # interpreter is always named explicitly, so an active virtualenv does not matter.
+    _run([uv, "venv", "--quiet", "--python", python, str(venv)])
     _run(
         [
             uv,
@@ -107,7 +108,6 @@ def build(venv: Path, python: str = SYSTEM_PYTHON, *, force: bool = False) -> Pa
             str(interpreter(venv)),
             *PACKAGES,
         ],
-        env=env,
     )
     cache = venv / MPL_CACHE
     cache.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.catalog import Dataset
+from bot.common import KeyedLocks
 from bot.engine.types import ColumnInfo, DataFile
+from bot.services.lease import MAINTENANCE_LEASE_SECONDS, Lease, maintenance_claim
 from bot.storage.base import Store, StoredFile, remote_scope
 from bot.storage.files import LocalFileStore
 from bot.tabular import TableInfo, inspect_table_async, needs_utf8, transcode_to_utf8
@@ -107,24 +109,8 @@ class ChatFiles:
         self._local = local
         self._remote = remote
         self.limits = limits
-        # chat -> (lock, holders and waiters); dropped when unused, so it does not grow
-        # with every chat that ever sent a file.
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._chat_locks: KeyedLocks[int] = KeyedLocks()
         self._dataset_info: dict[str, TableInfo] = {}
-
-    @asynccontextmanager
-    async def _chat_lock(self, chat_id: int) -> AsyncIterator[None]:
-        lock, users = self._locks.get(chat_id, (asyncio.Lock(), 0))
-        self._locks[chat_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[chat_id]
-            if users <= 1:
-                del self._locks[chat_id]
-            else:
-                self._locks[chat_id] = (lock, users - 1)
 
     async def list_files(self, chat_id: int) -> list[StoredFile]:
         return await self._store.list_files(chat_id)
@@ -165,7 +151,7 @@ class ChatFiles:
                 upload = self._local.new_temp_path(chat_id)
                 await asyncio.to_thread(transcode_to_utf8, temp, upload, info.encoding or "")
             size = (await asyncio.to_thread(upload.stat)).st_size
-            async with self._chat_lock(chat_id):
+            async with self._chat_locks.hold(chat_id):
                 files = await self._store.list_files(chat_id)
                 for existing in files:
                     if existing.sha256 == sha and existing.dataset_id is None:
@@ -205,7 +191,7 @@ class ChatFiles:
     async def add_dataset(self, chat_id: int, dataset: Dataset) -> AddedFile:
         """Add a bundled dataset; choosing one twice does not duplicate it."""
         info = await self.dataset_info(dataset)
-        async with self._chat_lock(chat_id):
+        async with self._chat_locks.hold(chat_id):
             files = await self._store.list_files(chat_id)
             for existing in files:
                 if existing.dataset_id == dataset.id:
@@ -230,14 +216,28 @@ class ChatFiles:
             await self._store.add_file(record)
         return AddedFile(record, info)
 
-    async def _ensure_no_analysis(self, chat_id: int) -> None:
-        if await self._store.get_analysis(chat_id) is not None:
-            raise ChatBusy
+    @asynccontextmanager
+    async def _holding_chat(self, chat_id: int) -> AsyncIterator[None]:
+        """Hold the chat's claim while its files change: an analysis neither runs now nor
+        starts until the change is over, on any instance (it would upload a file being
+        deleted, and its remote copy would outlive it). ChatBusy while one runs."""
+        async with self._chat_locks.hold(chat_id):  # not while an upload is being recorded
+            lease = await Lease.acquire(
+                self._store,
+                maintenance_claim(chat_id),
+                seconds=MAINTENANCE_LEASE_SECONDS,
+                heartbeat=MAINTENANCE_LEASE_SECONDS,
+            )
+            if lease is None:
+                raise ChatBusy
+            try:
+                yield
+            finally:
+                await lease.release()
 
     async def remove(self, chat_id: int, file_key: str) -> StoredFile | None:
         """Forget one file, locally and remotely; ChatBusy while an analysis holds the chat."""
-        async with self._chat_lock(chat_id):  # not while an upload is being recorded
-            await self._ensure_no_analysis(chat_id)
+        async with self._holding_chat(chat_id):
             record = await self._store.remove_file(chat_id, file_key)
             if record is not None:
                 await self._discard(record)
@@ -246,8 +246,7 @@ class ChatFiles:
     async def reset(self, chat_id: int) -> list[StoredFile]:
         """Forget the chat's files and conversation, locally and remotely; ChatBusy while an
         analysis holds the chat."""
-        async with self._chat_lock(chat_id):  # not while an upload is being recorded
-            await self._ensure_no_analysis(chat_id)
+        async with self._holding_chat(chat_id):
             removed = await self._store.reset_chat(chat_id)
             for record in removed:
                 await self._discard(record)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from redis import exceptions as redis_errors
+
 from bot.storage.base import (
     DATASET_SCOPE,
     ActiveAnalysis,
@@ -38,6 +40,7 @@ __all__ = [
     "open_store",
     "remote_scope",
     "safe_filename",
+    "store_unavailable",
 ]
 
 SQLITE_FILE_NAME = "state.sqlite3"
@@ -56,3 +59,14 @@ async def open_store(settings: Settings) -> Store:
         store = SqliteStore(settings.data_dir / SQLITE_FILE_NAME)
     await store.open()
     return store
+
+
+def store_unavailable(error: BaseException) -> bool:
+    """The store's server cannot be reached for now (Redis down or not started yet, a
+    network blip): worth retrying, unlike a wrong password or a schema too new."""
+    if isinstance(error, redis_errors.AuthenticationError | redis_errors.AuthorizationError):
+        return False
+    return isinstance(
+        error,
+        redis_errors.ConnectionError | redis_errors.TimeoutError | ConnectionError | TimeoutError,
+    )

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
+from bot.config import DEFAULT_LANGUAGE
+
 
 @dataclass(frozen=True, slots=True)
 class StoredFile:
@@ -46,7 +48,7 @@ class ActiveAnalysis:
     lease_until: datetime  # renewed by the running instance; stale after it passes
     thread_id: int | None = None  # forum topic to report into
     progress_message_id: int | None = None
-    language: str = "ru"
+    language: str = DEFAULT_LANGUAGE
 
 
 @dataclass(frozen=True, slots=True)

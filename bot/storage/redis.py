@@ -39,6 +39,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bot.config import DEFAULT_LANGUAGE
 from bot.storage.base import (
     ActiveAnalysis,
     Conversation,
@@ -471,7 +472,7 @@ class RedisStore:
             lease_until=_dt(h["lease_until"]),
             thread_id=int(thread) if thread else None,
             progress_message_id=int(progress) if progress else None,
-            language=h.get("language", "ru"),
+            language=h.get("language", DEFAULT_LANGUAGE),
         )
 
     async def try_begin_analysis(self, analysis: ActiveAnalysis) -> bool:

@@ -8,7 +8,13 @@ for big files, so an entry point must be import-safe: `if __name__ == "__main__"
 `python -m bot` is).
 """
 
-from bot.tabular.api import inspect_table, inspect_table_async
+from bot.tabular.api import (
+    ParsingPool,
+    inspect_table,
+    inspect_table_async,
+    parsing_pool,
+    shutdown_parsing_pool,
+)
 from bot.tabular.model import (
     MAX_COLUMNS,
     Column,
@@ -26,6 +32,7 @@ __all__ = [
     "MAX_PREVIEW_CHARS",
     "Column",
     "DType",
+    "ParsingPool",
     "TableError",
     "TableErrorCode",
     "TableInfo",
@@ -34,5 +41,7 @@ __all__ = [
     "inspect_table",
     "inspect_table_async",
     "needs_utf8",
+    "parsing_pool",
+    "shutdown_parsing_pool",
     "transcode_to_utf8",
 ]

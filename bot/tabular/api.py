@@ -74,46 +74,79 @@ async def inspect_table_async(path: Path, original_name: str) -> TableInfo:
     Parsing is pure-Python CPU work that holds the GIL: in a thread, a big file would slow the
     event loop to a crawl (each of its I/O steps waits for the GIL; /start took ~0.5 s instead
     of ~5 ms during a 20 MB upload). So files from `PROCESS_MIN_BYTES` up are parsed in a
-    worker process; small ones in a thread (no process start, no queueing behind a big one).
+    worker process (`ParsingPool`); small ones in a thread (no process start, no queueing
+    behind a big one).
     """
     size = (await asyncio.to_thread(path.stat)).st_size
     if size < PROCESS_MIN_BYTES:
         return await asyncio.to_thread(inspect_table, path, original_name)
-    pool = _process_pool()
-    try:
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, inspect_table, path, original_name
-        )
-    except BrokenProcessPool:  # the worker died or could not start: use a thread this time
-        global _pool
-        if _pool is pool:
-            _pool = None
-        return await asyncio.to_thread(inspect_table, path, original_name)
+    return await _POOL.inspect(path, original_name)
 
 
 #: Files at least this big are parsed in the worker process (about 50 ms of CPU per MB).
 PROCESS_MIN_BYTES = 1 << 20
 #: Files one worker process parses before it is replaced.
 TASKS_PER_WORKER = 20
-_pool: ProcessPoolExecutor | None = None
-_pool_tasks = 0
 
 
-def _process_pool() -> ProcessPoolExecutor:
+class ParsingPool:
     """One worker process, started on first use ("spawn": forking a threaded process is
     unsafe), replaced now and then so a big workbook's memory does not stay with it.
 
     The replacing is done here, not with `max_tasks_per_child`: on Python 3.11 a worker that
-    retires while files are queued is never replaced, and every file after that hangs."""
-    global _pool, _pool_tasks
-    if _pool is not None and _pool_tasks >= TASKS_PER_WORKER:
-        _pool.shutdown(wait=False)  # its queued files still finish, then its worker exits
-        _pool = None
-    if _pool is None:
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        _pool_tasks = 0
-    _pool_tasks += 1
-    return _pool
+    retires while files are queued is never replaced, and every file after that hangs.
+    `shutdown()` stops the worker (the bot's `Runtime` calls it on exit); a later file
+    starts a new one."""
+
+    def __init__(self, tasks_per_worker: int = TASKS_PER_WORKER) -> None:
+        self.tasks_per_worker = tasks_per_worker
+        self._executor: ProcessPoolExecutor | None = None
+        self._tasks = 0
+
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    def _current(self) -> ProcessPoolExecutor:
+        if self._executor is not None and self._tasks >= self.tasks_per_worker:
+            self._executor.shutdown(wait=False)  # its queued files still finish, then it exits
+            self._executor = None
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
+            self._tasks = 0
+        self._tasks += 1
+        return self._executor
+
+    async def inspect(self, path: Path, original_name: str) -> TableInfo:
+        executor = self._current()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, inspect_table, path, original_name
+            )
+        except BrokenProcessPool:  # the worker died or could not start: use a thread this time
+            if self._executor is executor:
+                self._executor = None
+            return await asyncio.to_thread(inspect_table, path, original_name)
+
+    def shutdown(self) -> None:
+        """Stop the worker process (files being parsed are abandoned)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+_POOL = ParsingPool()
+
+
+def parsing_pool() -> ParsingPool:
+    """The process's parsing pool (one per process: it holds a worker process)."""
+    return _POOL
+
+
+def shutdown_parsing_pool() -> None:
+    _POOL.shutdown()
 
 
 def _only_whitespace(path: Path, encoding: str, complete: bool) -> bool:

@@ -13,7 +13,13 @@ from aiogram.utils.chat_action import ChatActionSender
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.engine.types import FailureReason, TurnFailed, TurnFinished, TurnResult
-from bot.services.analysis import AnalysisRefused, AnalysisRequest, AnalysisService, RefusalReason
+from bot.services.analysis import (
+    Analysis,
+    AnalysisRefused,
+    AnalysisRequest,
+    AnalysisService,
+    RefusalReason,
+)
 from bot.storage.base import ActiveAnalysis
 from bot.telegram import keyboards
 from bot.telegram.i18n import Translator, translator
@@ -60,6 +66,15 @@ class Asker:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What following an analysis left: its outcome and the progress message."""
+
+    result: TurnResult | None
+    failure: TurnFailed | None
+    editor: PacedEditor | None
+
+
 class Analyst:
     """Runs an analysis as the chat sees it. One per dispatcher; handlers get it as
     `analyst` and call `await analyst.run(bot, asker, question)`."""
@@ -72,26 +87,30 @@ class Analyst:
     async def run(self, bot: Bot, asker: Asker, question: str) -> None:
         t = asker.t
         to = Destination(asker.chat_id, asker.thread_id, asker.reply_to)
+        request = AnalysisRequest(
+            chat_id=asker.chat_id,
+            user_id=asker.user_id,
+            question=question,
+            language=t.language,
+            thread_id=asker.thread_id,
+            is_admin=asker.is_admin,
+        )
         try:
-            analysis = await self.analyses.begin(
-                AnalysisRequest(
-                    chat_id=asker.chat_id,
-                    user_id=asker.user_id,
-                    question=question,
-                    language=t.language,
-                    thread_id=asker.thread_id,
-                    is_admin=asker.is_admin,
-                )
-            )
+            async with self.analyses.begin(request) as analysis:
+                seen = await self._follow(bot, asker, analysis)
         except AnalysisRefused as refusal:
             await _refuse(bot, to, refusal, asker, self.catalog)
             return
+        # Delivered once the analysis is closed: its usage and response id are saved and the
+        # chat is free, so a follow-up asked the moment the answer shows is taken.
+        if not analysis.interrupted_by_shutdown:  # else reported after the restart
+            await self._conclude(bot, to, t, analysis, seen)
 
-        interval = (
-            self.settings.edit_interval_group
-            if asker.group
-            else self.settings.edit_interval_private
-        )
+    async def _follow(self, bot: Bot, asker: Asker, analysis: Analysis) -> _Seen:
+        """Show the analysis live in one progress message until its terminal event."""
+        t = asker.t
+        settings = self.settings
+        interval = settings.edit_interval_group if asker.group else settings.edit_interval_private
         cancel_markup = keyboards.cancel(t, analysis.id)
         view = ProgressView(t)
         result: TurnResult | None = None
@@ -120,11 +139,14 @@ class Analyst:
                         editor.update(view.render(), cancel_markup)
         except Exception:
             log.exception("analysis=%s crashed in chat=%s", analysis.id, asker.chat_id)
-        finally:
-            await analysis.close()
+            analysis.cancel(by_user=False)  # nobody follows it any more: free its slot now
+        return _Seen(result, failure, editor)
 
-        if analysis.interrupted_by_shutdown:
-            return  # reported to the chat after the restart
+    async def _conclude(
+        self, bot: Bot, to: Destination, t: Translator, analysis: Analysis, seen: _Seen
+    ) -> None:
+        """Finish the progress message and send the answer, or say why there is none."""
+        result, failure, editor = seen.result, seen.failure, seen.editor
         elapsed = format_elapsed(t, analysis.elapsed)
         if result is not None:
             summary = t("progress-done", elapsed=elapsed)

@@ -13,10 +13,11 @@ from typing import Any
 
 from fluent.runtime import FluentBundle, FluentResource
 
+from bot.config import LANGUAGES
+
 log = logging.getLogger(__name__)
 
 LOCALES_DIR = Path(__file__).with_name("locales")
-LANGUAGES = ("ru", "en")
 
 
 class Translator:

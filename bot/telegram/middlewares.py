@@ -1,4 +1,5 @@
-"""Middlewares: 429 retries for every Bot API request, the user's language, access control."""
+"""Middlewares: 429 retries for every Bot API request, the user's language, access control,
+and one answer to every button press."""
 
 from __future__ import annotations
 
@@ -10,18 +11,27 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
-from aiogram.methods import SendChatAction, TelegramMethod
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter, TelegramServerError
+from aiogram.methods import SendChatAction, SendMessageDraft, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from bot.services.access import AccessPolicy
-from bot.storage.base import Store
+from bot.services.people import People
 from bot.telegram.i18n import pick_language, translator
 
 log = logging.getLogger(__name__)
 
 CHAT_ACTION_MAX_BACKLOG = 0.5  # seconds
+
+
+def creates_message(method: TelegramMethod[Any]) -> bool:
+    """sendMessage, sendPhoto, sendDocument, sendMediaGroup, copy/forward…: a request that
+    leaves something in a chat each time it is carried out. (Chat actions and drafts vanish
+    on their own; edits and deletions can be repeated.)"""
+    if isinstance(method, SendChatAction | SendMessageDraft):
+        return False
+    return type(method).__name__.startswith(("Send", "Copy", "Forward"))
 
 
 class _ChatTurn:
@@ -59,7 +69,12 @@ class SendPacer:
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
     """Honour Telegram's flood control: on 429 wait `retry_after` and send the same
-    request again (never a different one); retry a 5xx once after a short pause.
+    request again (never a different one): a 429 means Telegram did not carry it out.
+
+    A 5xx may come after Telegram did carry the request out (its front end lost the answer),
+    so it is repeated, after a short pause, only when a repeat leaves no trace: never for a
+    request that creates a message (`creates_message`), which would then appear twice. Those
+    errors reach the caller, like a timeout (never repeated here either).
 
     Requests to the same chat go one at a time, so while one waits out a 429 nothing else
     is sent to that chat (a request during the pause is a violation that Telegram may punish
@@ -122,7 +137,7 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 )
                 await asyncio.sleep(error.retry_after)
             except TelegramServerError:
-                if attempt == self.attempts:
+                if attempt == self.attempts or creates_message(method):
                     raise
                 await asyncio.sleep(attempt)
         raise AssertionError("unreachable")
@@ -132,8 +147,8 @@ class LanguageMiddleware(BaseMiddleware):
     """Puts `lang` and `t` (a Translator) into handler data: the user's saved choice, else
     their Telegram language, else DEFAULT_LANGUAGE."""
 
-    def __init__(self, store: Store, default: str) -> None:
-        self.store = store
+    def __init__(self, people: People, default: str) -> None:
+        self.people = people
         self.default = default
 
     async def __call__(
@@ -145,9 +160,12 @@ class LanguageMiddleware(BaseMiddleware):
         user = data.get("event_from_user")
         lang = self.default
         if user is not None:
-            lang = await self.store.get_language(user.id) or pick_language(
-                user.language_code, self.default
-            )
+            try:
+                saved = await self.people.language(user.id)
+            except Exception:  # the store is down: answer in Telegram's language meanwhile
+                log.warning("reading the language of user=%s failed", user.id, exc_info=True)
+                saved = None
+            lang = saved or pick_language(user.language_code, self.default)
         data["lang"] = lang
         data["t"] = translator(lang)
         return await handler(event, data)
@@ -183,7 +201,7 @@ class AccessMiddleware(BaseMiddleware):
         else:
             text = t("access-denied-group", chat_id=str(chat.id))
         if isinstance(event, CallbackQuery):
-            await event.answer(text=t.plain("access-denied-alert"), show_alert=True)
+            data["answer"].say(t.plain("access-denied-alert"), alert=True)  # CallbackAnswers
             return None
         if isinstance(event, Message) and self._should_refuse(user.id, chat.id):
             await event.reply(text)
@@ -200,3 +218,47 @@ class AccessMiddleware(BaseMiddleware):
             return False
         self._refused[(user_id, chat_id)] = now
         return True
+
+
+class ButtonAnswer:
+    """How a button press is answered: the toast (or alert) Telegram shows over the chat.
+    A handler sets `text` and `alert`, or calls `send()` itself before long work (the
+    spinner on the button must not wait for a whole analysis); `CallbackAnswers` sends it
+    after the handler otherwise — exactly once per press, even when the handler fails."""
+
+    def __init__(self, query: CallbackQuery) -> None:
+        self.query = query
+        self.text: str | None = None
+        self.alert = False
+        self.sent = False
+
+    def say(self, text: str, *, alert: bool = False) -> None:
+        self.text, self.alert = text, alert
+
+    async def send(self) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        try:
+            await self.query.answer(self.text, show_alert=self.alert or None)
+        except TelegramBadRequest as error:  # e.g. "query is too old": nothing to show now
+            log.info("answering a button press failed: %s", error)
+
+
+class CallbackAnswers(BaseMiddleware):
+    """Answers every callback query once (inner middleware: only queries a handler takes;
+    the stale-button handler takes the rest). Handlers get `answer: ButtonAnswer`."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if not isinstance(event, CallbackQuery):
+            return await handler(event, data)
+        answer = data["answer"] = ButtonAnswer(event)
+        try:
+            return await handler(event, data)
+        finally:
+            await answer.send()

@@ -124,12 +124,25 @@ class ProgressView:
 class PacedEditor:
     """Owns one bot message and edits it at most once per `interval` seconds."""
 
-    def __init__(self, bot: Bot, message: Message, interval: float) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        message: Message,
+        interval: float,
+        *,
+        sent_text: str | None = None,
+        sent_markup: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        """`sent_text`/`sent_markup`: what the message shows, as we sent it (its HTML);
+        by default read back from `message`."""
         self.bot = bot
         self.message = message
         self.interval = interval
-        self._sent_text = message.html_text if message.text else ""
-        self._sent_markup: InlineKeyboardMarkup | None = message.reply_markup
+        if sent_text is None:
+            sent_text = message.html_text if message.text else ""
+            sent_markup = message.reply_markup
+        self._sent_text = sent_text
+        self._sent_markup = sent_markup
         self._wanted: tuple[str, InlineKeyboardMarkup | None] | None = None
         self._wake = asyncio.Event()
         self._sending = asyncio.Lock()  # held while an edit request is in flight
@@ -159,11 +172,14 @@ class PacedEditor:
             ),
             reply_markup=markup,
         )
-        editor = cls(bot, message, interval)
-        editor._sent_text = text
-        editor._sent_markup = markup
-        editor._task = asyncio.create_task(editor._loop())
+        editor = cls(bot, message, interval, sent_text=text, sent_markup=markup)
+        editor.start()
         return editor
+
+    def start(self) -> None:
+        """Begin applying `update()`s (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop())
 
     @property
     def message_id(self) -> int:

@@ -30,7 +30,8 @@ from PIL import Image
 
 from bot.app import Services, build_services
 from bot.config import Settings, load_settings
-from bot.telegram.runner import BotRunner, create_bot
+from bot.telegram.factory import create_bot
+from bot.telegram.runners import BotRunner, make_runner
 from tests.fakes.responses_api import ResponsesFake, Scenario, running_responses_fake
 from tests.fakes.telegram_api import Chat, FloodLimits, StoredMessage, TelegramFake, User
 
@@ -107,7 +108,7 @@ class App:
 async def start_app(tg: TelegramFake, settings: Settings) -> App:
     services = await build_services(settings)
     bot = create_bot(settings)
-    runner = BotRunner(settings, services, bot)
+    runner = make_runner(settings, services, bot)
     polls = len(tg.polls)
     task = asyncio.create_task(runner.run())
     await tg.wait_for(lambda: len(tg.polls) > polls or task.done(), timeout=20)

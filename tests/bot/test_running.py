@@ -19,7 +19,8 @@ import pytest
 from aiohttp import ClientSession
 
 from bot.app import build_services
-from bot.telegram.runner import BotRunner, create_bot
+from bot.telegram.factory import create_bot
+from bot.telegram.runners import make_runner
 from tests.bot.harness import (
     BOT_USERNAME,
     SALES_CSV,
@@ -70,7 +71,7 @@ async def webhook_bot(
             webhook_port=port,
         )
         services = await build_services(settings)
-        runner = BotRunner(settings, services, create_bot(settings))
+        runner = make_runner(settings, services, create_bot(settings))
         app = App(settings, services, runner, asyncio.create_task(runner.run()))
         try:
             await tg.wait_for(

@@ -176,7 +176,8 @@ async def test_two_instances_sharing_redis_hold_one_lock_and_cancel_across(
 
             request = AnalysisRequest(chat_id=chat.id, user_id=ann.id, question="From B")
             with pytest.raises(AnalysisRefused) as refused:
-                await other.analyses.begin(request)
+                async with other.analyses.begin(request):
+                    pass
             running_id = refused.value.analysis_id
             assert refused.value.reason is RefusalReason.BUSY
             assert progress.buttons[0]["callback_data"].endswith(running_id)

@@ -21,6 +21,7 @@ from bot.catalog import (
     CatalogError,
     load_catalog,
 )
+from bot.config import load_settings
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 MAX_CSV_BYTES = 15_000_000
@@ -204,15 +205,18 @@ def test_file_outside_the_datasets_folder_is_rejected(tmp_path: Path) -> None:
         load_catalog(tmp_path)
 
 
-def test_datasets_dir_env_overrides_the_default(
+def test_datasets_dir_setting_overrides_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = copy_datasets(tmp_path)
     monkeypatch.setenv(DATASETS_DIR_ENV, str(root))
-    catalog = load_catalog()
+    settings = load_settings(
+        _env_file=None, telegram_bot_token="1:a", openai_api_key="k", llm_provider="openai"
+    )
+    catalog = load_catalog(settings.datasets_dir)
     assert catalog.root == root.resolve()
     dataset = catalog.get("stocks")
     assert dataset is not None
     assert dataset.path == root.resolve() / "stocks_daily.csv"
-    # an explicit argument wins over the environment
-    assert load_catalog(DATASETS_DIR).root == DATASETS_DIR
+    # the catalog module itself reads no environment: without the setting, the bundled folder
+    assert load_catalog().root == DATASETS_DIR

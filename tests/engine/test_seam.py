@@ -137,3 +137,17 @@ def test_engine_modules_do_not_touch_other_objects_private_members() -> None:
                 continue  # a class's own table, e.g. TurnAccumulator._on_completed
             offenders.append(f"{path.name}:{node.lineno} .{name}")
     assert not offenders, offenders
+
+
+class EmitsItsOwnEnd(ScriptedBackend):
+    async def run_turn(self, turn: Turn) -> TurnFinished | TurnFailed:
+        finished_ = TurnFinished(TurnResult(response_id="x", text="early"))
+        turn.emit(finished_)  # wrong: the terminal event is returned, never emitted
+        return finished_
+
+
+async def test_a_backend_cannot_emit_a_second_terminal_event() -> None:
+    engine = AnalysisEngine(EmitsItsOwnEnd())
+    events = await collect(engine.run(TurnRequest("q", [])))
+    assert failed(events).reason is FailureReason.UNAVAILABLE
+    assert "return the terminal event" in failed(events).detail

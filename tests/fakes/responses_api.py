@@ -924,7 +924,8 @@ class ResponsesFake:
                     {"type": "response.output_item.done", "output_index": index, "item": done}
                 )
                 streamed_output.append(done)
-                full_output.append(done)
+                # Stored with its outputs: `GET /responses/{id}` shows them if `include` asks.
+                full_output.append({**done, "outputs": outputs})
             elif isinstance(item, _Reasoning):
                 item_id = f"rs_{self._next():06d}"
                 ref = {"output_index": index, "item_id": item_id, "content_index": 0}

@@ -52,6 +52,11 @@ Waiting (woken by every request and every change, no sleeps):
     ``await tg.wait_for_call("sendPhoto", predicate=None)``.
 Fault injection: ``tg.refuse_next("sendMessage", "can't parse entities: ...", when=lambda call:
 ...)`` answers the next matching call with that 400, for refusals the fake does not model.
+Faults after the fact (the request WAS executed, the client cannot know):
+``tg.fail_after_executing("sendMessage", status=500, when=None)`` answers the next matching call
+with a 5xx after carrying it out; ``tg.answer_late("sendMessage", seconds, when=None)`` carries it
+out and holds the answer back (beyond the client's timeout, the client gives up). Each such call
+is listed in ``tg.executed_despite_error``.
 Flood control: token buckets per chat and one global (``FloodLimits``); set ``tg.flood =
 FloodLimits.strict()``, ``FloodLimits.off()`` or ``FloodLimits(private_burst=..., ...)``. The
 penalty does not grow with violations (Telegram's sometimes does).
@@ -1219,6 +1224,8 @@ class TelegramFake:
         flood: FloodLimits | None = None,
         require_https_webhook: bool = False,
         webhook_retry_delay: float = 0.2,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         bot_id, sep, _ = token.partition(":")
         if not sep or not bot_id.isdigit():
@@ -1246,6 +1253,8 @@ class TelegramFake:
         self.html_warnings: list[str] = []
         self.unhandled_methods: list[str] = []
         self._refusals: list[tuple[str, str, Callable[[ApiCall], bool] | None]] = []
+        self._after_faults: list[tuple[str, int, float, Callable[[ApiCall], bool] | None]] = []
+        self.executed_despite_error: list[ApiCall] = []
         self.webhook_deliveries: list[WebhookDelivery] = []
         self.dropped_updates: list[dict[str, Any]] = []
 
@@ -1267,7 +1276,8 @@ class TelegramFake:
         self._client: ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._local_dir: Path | None = None
-        self._port = 0
+        self._host = host
+        self._port = port
         self._handlers: dict[str, Callable[[_Args], Any]] = {
             "getme": self._get_me,
             "getupdates": self._get_updates,
@@ -1309,7 +1319,7 @@ class TelegramFake:
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
         self._port = self._runner.addresses[0][1]
         if self.local_mode:
@@ -1711,8 +1721,42 @@ class TelegramFake:
         call = ApiCall(method, params, files, time.monotonic())
         (self.polls if method.lower() == "getupdates" else self.calls).append(call)
         self._signal.notify()
+        fault = self._take_after_fault(call)
         body = await self._execute(call)
+        if fault is not None and call.ok:
+            status, delay = fault
+            self.executed_despite_error.append(call)
+            if delay:
+                await asyncio.sleep(delay)  # the client has given up by now
+            if status:
+                description = "Internal Server Error" if status == 500 else "Bad Gateway"
+                call.status = status
+                call.response = {"ok": False, "error_code": status, "description": description}
+                body = call.response
+            self._signal.notify()
         return web.json_response(body, status=call.status or 200)
+
+    def fail_after_executing(
+        self, method: str, status: int = 500, when: Callable[[ApiCall], bool] | None = None
+    ) -> None:
+        """Fault injection: the next matching call is carried out (a message is sent), then
+        answered with a 5xx, as when Telegram's front end loses the backend's answer."""
+        self._after_faults.append((method.lower(), status, 0.0, when))
+
+    def answer_late(
+        self, method: str, seconds: float, when: Callable[[ApiCall], bool] | None = None
+    ) -> None:
+        """Fault injection: the next matching call is carried out at once and answered only
+        after ``seconds`` (make it longer than the client's timeout)."""
+        self._after_faults.append((method.lower(), 0, seconds, when))
+
+    def _take_after_fault(self, call: ApiCall) -> tuple[int, float] | None:
+        name = call.method.lower()
+        for index, (method, status, delay, when) in enumerate(self._after_faults):
+            if method == name and (when is None or when(call)):
+                del self._after_faults[index]
+                return status, delay
+        return None
 
     async def _read_request(
         self, request: web.Request
@@ -2457,3 +2501,27 @@ async def polling(dp: Dispatcher, bot: Bot, tg: TelegramFake, **kwargs: Any) -> 
             with contextlib.suppress(RuntimeError):
                 await dp.stop_polling()
         await task
+
+
+async def _serve(host: str, port: int, token: str) -> None:  # pragma: no cover - manual use
+    """Serve the fake until interrupted, logging each call: for trying the bot by hand (or in
+    a container: `--host 0.0.0.0`)."""
+    async with TelegramFake(token, host=host, port=port) as tg:
+        print(f"fake Telegram on {host}:{tg._port} token {token}", flush=True)
+        seen = 0
+        while True:
+            await asyncio.sleep(0.5)
+            for call in tg.calls[seen:]:
+                print(f"call {call!r}", flush=True)
+            seen = len(tg.calls)
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the Telegram Bot API fake.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default=DEFAULT_TOKEN)
+    options = parser.parse_args()
+    asyncio.run(_serve(options.host, options.port, options.token))

@@ -230,3 +230,38 @@ async def test_transcript_replays_verbatim_apart_from_the_fix() -> None:
         )
         assert content.read() == b"png"
         assert (await client.responses.retrieve(final.id)).output_text == final.output_text
+
+
+async def test_only_background_responses_can_be_cancelled_and_retrieve_honours_include() -> None:
+    async with running_responses_fake() as fake:
+        fake.enqueue(Scenario().code("print(1)", logs="1\n"), Scenario().text("bg").stall(after=2))
+        client = fake.client()
+        async with client.responses.stream(model="m", input="q", tools=TOOLS) as stream:
+            plain = await stream.get_final_response()
+        with pytest.raises(openai.BadRequestError):
+            await client.responses.cancel(plain.id)
+        bare = await client.responses.retrieve(plain.id)
+        full = await client.responses.retrieve(plain.id, include=["code_interpreter_call.outputs"])
+        assert bare.output[0].outputs is None
+        assert full.output[0].outputs is not None
+        assert full.output[0].outputs[0].logs == "1\n"
+
+        events = await client.responses.create(model="m", input="q", background=True, stream=True)
+        response_id = ""
+        async for event in events:
+            response_id = response_id or event.response.id
+            break
+        await events.close()
+        cancelled = await client.responses.cancel(response_id)
+    assert cancelled.status == "cancelled"
+    assert cancelled.background is True
+    assert fake.cancelled == [response_id]
+
+
+async def test_background_can_be_refused_naming_the_parameter() -> None:
+    async with running_responses_fake("yandex") as fake:
+        fake.refuse_background = True
+        fake.enqueue(Scenario().text("x"))
+        with pytest.raises(openai.BadRequestError) as refused:
+            await fake.client().responses.create(model="m", input="q", background=True, stream=True)
+    assert refused.value.param == "background"

@@ -18,14 +18,11 @@ async def test_remove_and_reset_wait_for_an_analysis_on_another_instance(
     chat = 404
     await add_upload(this, chat, "sales.csv", SALES_CSV)
     [record] = await this.files.list_files(chat)
-    running = await other.analyses.begin(AnalysisRequest(chat, 7, "Long question", "en"))
-    try:
+    async with other.analyses.begin(AnalysisRequest(chat, 7, "Long question", "en")):
         with pytest.raises(ChatBusy):
             await this.files.remove(chat, record.file_key)
         with pytest.raises(ChatBusy):
             await this.files.reset(chat)
         assert len(await this.files.list_files(chat)) == 1
-    finally:
-        await running.close()
     assert await this.files.remove(chat, record.file_key) is not None
     assert await this.files.list_files(chat) == []

@@ -27,11 +27,8 @@ async def add_upload(services: Services, chat_id: int, name: str, data: bytes) -
 
 async def run_turn(services: Services, llm: ResponsesFake, chat_id: int, answer: str) -> None:
     llm.enqueue(Scenario().text(answer))
-    analysis = await services.analyses.begin(AnalysisRequest(chat_id, 7, "Total?", "en"))
-    try:
+    async with services.analyses.begin(AnalysisRequest(chat_id, 7, "Total?", "en")) as analysis:
         events = [type(e).__name__ async for e in analysis.events()]
-    finally:
-        await analysis.close()
     assert events[-1] == "TurnFinished", events
 
 
@@ -92,13 +89,10 @@ async def test_retention_spares_a_chat_whose_analysis_runs_on_another_instance(
     this, other = await make_services(), await make_services()
     chat = 303
     await add_upload(this, chat, "sales.csv", SALES_CSV)
-    running = await other.analyses.begin(AnalysisRequest(chat, 7, "Long question", "en"))
-    try:
+    async with other.analyses.begin(AnalysisRequest(chat, 7, "Long question", "en")):
         future = datetime.now(UTC) + RETENTION + timedelta(days=1)
         await housekeeper(this).expire_idle_chats(now=future)
         assert len(await this.files.list_files(chat)) == 1
-    finally:
-        await running.close()
 
 
 async def test_conversation_idle_longer_than_its_ttl_starts_fresh(
@@ -124,16 +118,15 @@ async def test_an_interrupted_analysis_is_reported_by_exactly_one_instance(
     chat = 505
     await add_upload(first, chat, "sales.csv", SALES_CSV)
     llm.enqueue(Scenario().text("never").stall(after=2))
-    analysis = await first.analyses.begin(AnalysisRequest(chat, 7, "Cut short", "en"))
-    await analysis.set_progress_message(42)
-
     started = asyncio.Event()
 
     async def drain() -> None:
-        async for event in analysis.events():
-            if isinstance(event, TurnStarted):
-                started.set()
-        await analysis.close()
+        request = AnalysisRequest(chat, 7, "Cut short", "en")
+        async with first.analyses.begin(request) as analysis:
+            await analysis.set_progress_message(42)
+            async for event in analysis.events():
+                if isinstance(event, TurnStarted):
+                    started.set()
 
     draining = asyncio.create_task(drain())
     await asyncio.wait_for(started.wait(), timeout=5)

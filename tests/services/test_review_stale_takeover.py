@@ -22,17 +22,16 @@ async def test_closing_a_taken_over_analysis_leaves_the_new_one_running(
     await add_upload(services, chat, "sales.csv", SALES)
 
     analyses.lease_seconds, analyses.heartbeat_seconds = 0.05, 3600.0  # never renewed
-    old = await analyses.begin(AnalysisRequest(chat, 7, "First", "en"))
-    await asyncio.sleep(0.1)  # its lease lapses
-    analyses.lease_seconds = 45.0
-    new = await analyses.begin(AnalysisRequest(chat, 8, "Second", "en"))
-
-    await old.close()
+    async with analyses.begin(AnalysisRequest(chat, 7, "First", "en")):
+        await asyncio.sleep(0.1)  # its lease lapses
+        analyses.lease_seconds = 45.0
+        opening = analyses.begin(AnalysisRequest(chat, 8, "Second", "en"))
+        new = await opening.__aenter__()
 
     assert analyses.running(chat) is new
     claim = await services.store.get_analysis(chat)
     assert claim is not None
     assert claim.analysis_id == new.id
-    await new.close()
+    await opening.__aexit__(None, None, None)
     assert analyses.running(chat) is None
     assert await services.store.get_analysis(chat) is None

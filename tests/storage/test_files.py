@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage.files import (
-    MAX_NAME_BYTES,
-    MAX_NAME_CHARS,
-    TEMP_PREFIX,
-    LocalFileStore,
-    safe_filename,
-)
+from bot.common.filenames import MAX_NAME_BYTES, MAX_NAME_CHARS, safe_filename
+from bot.storage.files import TEMP_PREFIX, LocalFileStore
 
 
 @pytest.mark.parametrize(

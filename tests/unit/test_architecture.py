@@ -1,6 +1,7 @@
-"""The layers depend one way: telegram → services → engine/storage/tabular → config.
+"""The layers depend one way: telegram → services → engine/storage/tabular → config, common.
 The engine never imports aiogram or storage; storage knows neither the engine nor aiogram.
-The sandbox (local code execution) is below the engine and imports nothing of ours but config."""
+The sandbox (local code execution) is below the engine and imports nothing of ours but config
+and common."""
 
 from __future__ import annotations
 
@@ -34,6 +35,18 @@ FORBIDDEN = {
         "bot.tabular",
         "bot.catalog",
     ),
+    "common": (
+        "aiogram",
+        "openai",
+        "bot.config",
+        "bot.telegram",
+        "bot.services",
+        "bot.engine",
+        "bot.storage",
+        "bot.tabular",
+        "bot.catalog",
+        "bot.sandbox",
+    ),
 }
 
 
@@ -66,3 +79,16 @@ def test_only_the_telegram_layer_imports_aiogram() -> None:
         and any(n == "aiogram" or n.startswith("aiogram.") for n in imports_of(path))
     ]
     assert not offenders
+
+
+def test_only_the_settings_read_the_environment() -> None:
+    """Settings read the environment in one place (bot/config.py), so every variable is
+    validated, documented and overridable the same way."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "config.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not offenders, "\n".join(offenders)

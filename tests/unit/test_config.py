@@ -125,6 +125,34 @@ def test_webhook_secret_must_follow_telegrams_rule(env) -> None:
         load_settings()
 
 
+def test_blank_variables_mean_not_set_and_names_are_case_insensitive(env) -> None:
+    env(
+        TELEGRAM_BOT_TOKEN="123:abc",
+        LLM_PROVIDER=" OpenAI ",
+        OPENAI_API_KEY="k",
+        DEFAULT_LANGUAGE="EN",
+        LOG_LEVEL="debug",
+        HEALTH_PORT="",
+        REDIS_URL=" ",
+        LLM_BASE_URL="",
+        TELEGRAM_API_BASE="",
+        WEBHOOK_URL="",
+        SYSTEM_PROMPT_FILE="",
+    )
+    settings = load_settings()
+    assert (settings.llm_provider, settings.default_language, settings.log_level) == (
+        "openai",
+        "en",
+        "DEBUG",
+    )
+    assert settings.health_port is None
+    assert settings.redis_url is None
+    assert settings.llm_api_base is None
+    assert settings.telegram_api_base is None
+    assert not settings.use_webhook
+    assert settings.system_prompt_file is None
+
+
 def test_local_execution_settings_and_their_defaults(env) -> None:
     env(**BASE)
     settings = load_settings()

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from bot.config import Settings
 from bot.services.analysis import AnalysisService
-from bot.storage.base import Store
+from bot.services.limits import Limits
+from bot.services.people import People
 from bot.telegram.i18n import Translator
 
 
 async def usage(
-    message: Message, t: Translator, store: Store, settings: Settings, is_admin: bool
+    message: Message, t: Translator, people: People, limits: Limits, is_admin: bool
 ) -> None:
     if message.from_user is None:
         return
-    today = datetime.now(UTC).date()
-    totals = await store.user_usage(today, message.from_user.id)
+    totals = await people.usage_today(message.from_user.id)
     args = {
         "analyses": totals.analyses,
         "input_tokens": totals.input_tokens,
@@ -29,18 +26,17 @@ async def usage(
     if is_admin:
         await message.answer(t("usage-unlimited", **args))
     else:
-        await message.answer(t("usage", limit=settings.daily_user_quota, **args))
+        await message.answer(t("usage", limit=limits.quotas.per_user, **args))
 
 
 async def stats(
-    message: Message, t: Translator, store: Store, analyses: AnalysisService, is_admin: bool
+    message: Message, t: Translator, people: People, analyses: AnalysisService, is_admin: bool
 ) -> None:
     if not is_admin:
         await message.answer(t("stats-denied"))
         return
-    today = datetime.now(UTC).date()
-    day = await store.total_usage(today, today)
-    week = await store.total_usage(today - timedelta(days=6), today)
+    totals = await people.stats()
+    day, week = totals.today, totals.week
     await message.answer(
         t(
             "stats",

@@ -7,11 +7,12 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message
 
 from bot.catalog import Catalog
-from bot.config import Settings
-from bot.storage.base import Store
+from bot.services.limits import Limits
+from bot.services.people import People
 from bot.telegram import keyboards
 from bot.telegram.callbacks import LanguageCb
 from bot.telegram.i18n import LANGUAGES, Translator, translator
+from bot.telegram.middlewares import ButtonAnswer
 
 
 async def start(message: Message, t: Translator, catalog: Catalog) -> None:
@@ -19,33 +20,35 @@ async def start(message: Message, t: Translator, catalog: Catalog) -> None:
     await message.answer(t("welcome-datasets"), reply_markup=keyboards.datasets(t, catalog.all()))
 
 
-def help_text(t: Translator, settings: Settings, bot_username: str) -> str:
-    max_file = settings.max_chat_bytes if settings.telegram_api_local else 20 * 1024 * 1024
+def help_text(t: Translator, limits: Limits, bot_username: str) -> str:
+    mib = 1024 * 1024
     return t(
         "help",
-        max_files=settings.max_files_per_chat,
-        max_chat_mb=settings.max_chat_bytes // (1024 * 1024),
-        max_file_mb=min(max_file, settings.max_chat_bytes) // (1024 * 1024),
-        daily_quota=settings.daily_user_quota,
-        timeout_min=max(1, round(settings.analysis_timeout_seconds / 60)),
-        retention_days=round(settings.file_retention_days),
+        max_files=limits.files.max_files,
+        max_chat_mb=limits.files.max_chat_bytes // mib,
+        max_file_mb=limits.max_file_bytes // mib,
+        daily_quota=limits.quotas.per_user,
+        timeout_min=max(1, round(limits.analysis_timeout_seconds / 60)),
+        retention_days=round(limits.file_retention_days),
         bot_username=bot_username,
     )
 
 
-async def help_(message: Message, bot: Bot, t: Translator, settings: Settings) -> None:
+async def help_(message: Message, bot: Bot, t: Translator, limits: Limits) -> None:
     me = await bot.me()
-    await message.answer(help_text(t, settings, me.username or "bot"))
+    await message.answer(help_text(t, limits, me.username or "bot"))
 
 
 async def language(message: Message, t: Translator) -> None:
     await message.answer(t("language-choose"), reply_markup=keyboards.languages())
 
 
-async def language_chosen(query: CallbackQuery, callback_data: LanguageCb, store: Store) -> None:
-    await store.set_language(query.from_user.id, callback_data.language)
+async def language_chosen(
+    query: CallbackQuery, callback_data: LanguageCb, people: People, answer: ButtonAnswer
+) -> None:
+    await people.set_language(query.from_user.id, callback_data.language)
     t = translator(callback_data.language)
-    await query.answer(t.plain("language-set"))
+    answer.say(t.plain("language-set"))
     if isinstance(query.message, Message):
         await query.message.edit_text(t("language-set"))
 

@@ -15,6 +15,7 @@ from bot.telegram.callbacks import DatasetCb, DatasetQuestionCb
 from bot.telegram.flow import Analyst, Asker
 from bot.telegram.handlers.files import added_text
 from bot.telegram.i18n import Translator
+from bot.telegram.middlewares import ButtonAnswer
 
 
 def catalog_text(t: Translator, catalog: Catalog) -> str:
@@ -43,19 +44,19 @@ async def add_dataset(
     t: Translator,
     catalog: Catalog,
     files: ChatFiles,
+    answer: ButtonAnswer,
 ) -> None:
     dataset = catalog.get(callback_data.dataset)
     if dataset is None or not isinstance(query.message, Message):
-        await query.answer(t.plain("dataset-unknown"), show_alert=True)
+        answer.say(t.plain("dataset-unknown"), alert=True)
         return
+    await answer.send()  # the spinner stops before the preview is worked out
     chat_id = query.message.chat.id
     try:
         added = await files.add_dataset(chat_id, dataset)
     except FileRejected as error:
-        await query.answer()
         await query.message.answer(t("file-too-many", limit=error.details.get("limit", 0)))
         return
-    await query.answer()
     if added.duplicate:
         await query.message.answer(t("file-duplicate", name=dataset.title(t.language)))
         return
@@ -76,13 +77,14 @@ async def dataset_question(
     catalog: Catalog,
     analyst: Analyst,
     is_admin: bool,
+    answer: ButtonAnswer,
 ) -> None:
     dataset = catalog.get(callback_data.dataset)
     questions = dataset.questions_for(t.language) if dataset else []
     if not isinstance(query.message, Message) or not 0 <= callback_data.index < len(questions):
-        await query.answer(t.plain("button-outdated"), show_alert=True)
+        answer.say(t.plain("button-outdated"), alert=True)
         return
-    await query.answer()
+    await answer.send()  # before the analysis: the button's spinner stops now
     question = questions[callback_data.index]
     asked = await query.message.answer(f"❓ {html.escape(question, quote=False)}")
     asker = Asker.of(asked, query.from_user.id, t, is_admin)

@@ -16,6 +16,7 @@ from bot.telegram import keyboards
 from bot.telegram.callbacks import RemoveFileCb, ResetCb
 from bot.telegram.flow import Analyst, Asker, is_group
 from bot.telegram.i18n import Translator
+from bot.telegram.middlewares import ButtonAnswer
 from bot.telegram.render import format_size
 
 log = logging.getLogger(__name__)
@@ -151,20 +152,20 @@ async def remove_file(
     callback_data: RemoveFileCb,
     t: Translator,
     files: ChatFiles,
+    answer: ButtonAnswer,
 ) -> None:
     if not isinstance(query.message, Message):
-        await query.answer(t.plain("button-outdated"))
+        answer.say(t.plain("button-outdated"))
         return
     chat_id = query.message.chat.id
     try:
         removed = await files.remove(chat_id, callback_data.key)
     except ChatBusy:  # the analysis may be uploading this very file
-        await query.answer(t.plain("file-remove-busy"), show_alert=True)
+        answer.say(t.plain("file-remove-busy"), alert=True)
         return
     if removed is None:
-        await query.answer(t.plain("file-already-removed"))
+        answer.say(t.plain("file-already-removed"))
         return
-    await query.answer()
     await query.message.answer(t("file-removed", name=removed.original_name))
     remaining = await files.list_files(chat_id)
     if remaining:
@@ -183,11 +184,11 @@ async def reset_confirmed(
     callback_data: ResetCb,
     t: Translator,
     files: ChatFiles,
+    answer: ButtonAnswer,
 ) -> None:
     if not isinstance(query.message, Message):
-        await query.answer(t.plain("button-outdated"))
+        answer.say(t.plain("button-outdated"))
         return
-    await query.answer()
     if not callback_data.confirm:
         await query.message.edit_text(t("reset-kept"))
         return

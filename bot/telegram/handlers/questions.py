@@ -17,6 +17,7 @@ from bot.telegram.callbacks import AskCb, CancelCb
 from bot.telegram.flow import Analyst, Asker
 from bot.telegram.i18n import Translator
 from bot.telegram.keyboards import ASK_LABELS
+from bot.telegram.middlewares import ButtonAnswer
 
 
 async def _ask(
@@ -57,17 +58,22 @@ async def cancel_command(message: Message, t: Translator, analyses: AnalysisServ
 
 
 async def cancel_button(
-    query: CallbackQuery, callback_data: CancelCb, t: Translator, analyses: AnalysisService
+    query: CallbackQuery,
+    callback_data: CancelCb,
+    t: Translator,
+    analyses: AnalysisService,
+    answer: ButtonAnswer,
 ) -> None:
     if query.message is None:
-        await query.answer(t.plain("button-outdated"))
+        answer.say(t.plain("button-outdated"))
         return
     chat_id = query.message.chat.id
     runs_here = analyses.running(chat_id) is not None
     if not await analyses.cancel(chat_id, callback_data.analysis):
-        await query.answer(t.plain("cancel-outdated"))
+        answer.say(t.plain("cancel-outdated"))
         return
-    await query.answer(t.plain("cancel-requested"))
+    answer.say(t.plain("cancel-requested"))
+    await answer.send()
     if not runs_here and isinstance(query.message, Message):
         # It runs on another instance (which will stop it within seconds) or its process
         # died: either way this progress message is finished; drop its Cancel button.
@@ -82,11 +88,12 @@ async def example_question(
     t: Translator,
     is_admin: bool,
     analyst: Analyst,
+    answer: ButtonAnswer,
 ) -> None:
     if not isinstance(query.message, Message):
-        await query.answer(t.plain("button-outdated"))
+        answer.say(t.plain("button-outdated"))
         return
-    await query.answer()
+    await answer.send()  # before the analysis: the button's spinner stops now
     question = t.plain(f"{ASK_LABELS[callback_data.kind]}-q")
     asked = await query.message.answer(f"❓ {html.escape(question, quote=False)}")
     asker = Asker.of(asked, query.from_user.id, t, is_admin)
@@ -109,9 +116,9 @@ async def private_other(message: Message, t: Translator) -> None:
     await message.answer(t("unsupported-content"))
 
 
-async def stale_button(query: CallbackQuery, t: Translator) -> None:
+async def stale_button(query: CallbackQuery, t: Translator, answer: ButtonAnswer) -> None:
     """Callback data that no handler understands: an old or forged button."""
-    await query.answer(t.plain("button-outdated"), show_alert=True)
+    answer.say(t.plain("button-outdated"), alert=True)
 
 
 def create_router() -> Router:
