@@ -44,8 +44,9 @@ from typing import Any, Literal
 
 import openai
 
+from bot.common import safe_filename
 from bot.config import ConfigError, Settings
-from bot.engine.artifacts import ArtifactCaps, guess_mime_type, keep_within_caps, safe_filename
+from bot.engine.artifacts import ArtifactCaps, guess_mime_type, keep_within_caps
 from bot.engine.client import build_client
 from bot.engine.executor import ProgressRecord, Terminal, Turn
 from bot.engine.links import rewrite_sandbox_links
@@ -449,7 +450,7 @@ class LocalExecutor:
         files = await asyncio.to_thread(_read_files, state.files, self._caps.max_bytes)
         too_big = sum(1 for _, data in files if data is None)
         produced = [
-            Artifact(safe_filename(name, "file"), guess_mime_type(name), data)
+            Artifact(safe_filename(name), guess_mime_type(name), data)
             for name, data in files
             if data is not None
         ]

@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.common import safe_filename
 from bot.sandbox.kernel import (
     Kernel,
     SandboxError,
@@ -269,13 +270,13 @@ class KernelPool:
     def _sync_files(self, entry: _Entry, files: list[InputFile]) -> None:
         """Copy the chat's files into its work folder when missing or changed, and remove the
         copies of files the chat no longer has (blocking)."""
-        wanted = {_safe_name(name) for name, _ in files}
+        wanted = {safe_filename(name) for name, _ in files}
         for gone in [name for name in entry.copied if name not in wanted]:
             with contextlib.suppress(OSError):
                 (entry.work / gone).unlink()
             del entry.copied[gone]
         for name, source in files:
-            safe = _safe_name(name)
+            safe = safe_filename(name)
             target = entry.work / safe
             src = source.stat()
             try:
@@ -410,10 +411,3 @@ def _reachable_by(path: Path, uid: int) -> bool:
         if not (st.st_mode & 0o001 or (st.st_uid == uid and st.st_mode & 0o100)):
             return False
     return True
-
-
-def _safe_name(name: str) -> str:
-    """A file name usable in /mnt/data: no folders, no leading dot, nothing odd."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    cleaned = "".join(c if c.isalnum() or c in "._- ()[]" else "_" for c in base).lstrip(".")
-    return cleaned[:120] or "file"
