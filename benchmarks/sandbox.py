@@ -69,10 +69,16 @@ def data_file() -> DataFile:
     )
 
 
+LAST_RESPONSE: dict[str, str] = {}  # chat → its conversation's last response (a follow-up)
+
+
 async def turn(engine: AnalysisEngine, chat: str, question: str) -> dict[str, float]:
     began = time.perf_counter()
     marks: dict[str, float] = {}
-    async for event in engine.run(TurnRequest(question, [data_file()], chat_key=chat)):
+    request = TurnRequest(
+        question, [data_file()], chat_key=chat, previous_response_id=LAST_RESPONSE.get(chat)
+    )
+    async for event in engine.run(request):
         now = time.perf_counter() - began
         if isinstance(event, CodeRunning):
             marks.setdefault("running", now)
@@ -80,6 +86,9 @@ async def turn(engine: AnalysisEngine, chat: str, question: str) -> dict[str, fl
             marks.setdefault("finished", now)
         elif isinstance(event, TurnFinished):
             marks["total"] = now
+            LAST_RESPONSE[chat] = event.result.response_id
+            if "Error" in "".join(step.logs for step in event.result.code_steps):
+                raise SystemExit(f"the step failed: {event.result.code_steps[-1].logs}")
     if "total" not in marks:
         raise SystemExit(f"turn {chat}/{question} failed")
     return marks
