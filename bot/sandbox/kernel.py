@@ -128,6 +128,15 @@ del __sandbox_setup
 """
 
 
+# Imported into sys.modules only (the user's namespace stays empty); a failure is ignored.
+PRELOAD = """
+try:
+    import numpy, pandas, matplotlib.pyplot
+except Exception:
+    pass
+"""
+
+
 def _etc_binds() -> list[str]:
     args = []
     for path in ("/etc/ld.so.cache", "/etc/fonts", "/etc/localtime", "/etc/mime.types"):
@@ -318,7 +327,9 @@ class Kernel:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    async def start(self) -> None:
+    async def start(self, *, preload: bool = True) -> None:
+        """Start the sandbox and the kernel. `preload`: import numpy, pandas and pyplot too, so
+        that the first step (which a model is still writing meanwhile) does not wait for them."""
         await asyncio.to_thread(self._prepare)
         assert self._run_dir is not None
         key = secrets.token_hex(32)
@@ -391,6 +402,8 @@ class Kernel:
             reply = await self._run_quiet(STARTUP.replace("LIMIT", str(self.limits.output_chars)))
             if reply.get("status") != "ok":
                 raise SandboxError(f"the kernel's start-up code failed: {reply}")
+            if preload:
+                await self._run_quiet(PRELOAD)
         except BaseException:
             await self.stop()
             raise

@@ -174,7 +174,7 @@ class KernelPool:
             uid=self._uid,
         )
         try:
-            await kernel.start()
+            await kernel.start(preload=False)
             output = await kernel.execute("1 + 1")
         except (SandboxError, OSError) as error:
             raise SandboxUnavailable(
