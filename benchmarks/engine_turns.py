@@ -36,7 +36,7 @@ from bot.engine import (  # noqa: E402
     TurnFinished,
     TurnRequest,
 )
-from tests.fakes.remote_index import MemoryRemoteIndex  # noqa: E402
+from bot.engine.files import MemoryRemoteIndex  # noqa: E402
 from tests.fakes.responses_api import Scenario, running_responses_fake, sandbox_link  # noqa: E402
 
 CODE_STEPS = 5

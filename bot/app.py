@@ -11,9 +11,11 @@ from bot.config import Settings
 from bot.engine import AnalysisEngine
 from bot.services.access import AccessPolicy
 from bot.services.analysis import AnalysisService
+from bot.services.answers import Answers
 from bot.services.files import ChatFiles
 from bot.services.limits import Limits
 from bot.services.people import People
+from bot.services.preferences import Preferences
 from bot.storage import LocalFileStore, open_store
 from bot.storage.base import Store
 
@@ -31,6 +33,8 @@ class Services:
     access: AccessPolicy
     limits: Limits
     people: People
+    preferences: Preferences
+    answers: Answers
 
     async def aclose(self) -> None:
         try:
@@ -71,4 +75,6 @@ async def build_services(settings: Settings, *, catalog: Catalog | None = None) 
         access=AccessPolicy.from_settings(settings),
         limits=limits,
         people=People(store),
+        preferences=Preferences(store, rich_answers=settings.rich_answers == "auto"),
+        answers=Answers(store, local),
     )

@@ -61,9 +61,13 @@ class TelegramSettings(BaseSettings):
     edit_interval_private: float = Field(default=1.0, ge=0)
     edit_interval_group: float = Field(default=3.0, ge=0)
     telegram_messages_per_second: float = Field(default=25.0, ge=0)  # 0: no overall pacing
+    stream_drafts: bool = True  # stream the answer as a draft in private chats
+    # Answers as native rich messages (tables, formulas, charts inside) when they need it;
+    # the deployment default of the per-chat choice in /settings.
+    rich_answers: Literal["off", "auto"] = "off"
 
     telegram_blank_is_none = field_validator("telegram_api_base", mode="before")(_blank_is_none)
-    telegram_lowered = field_validator("default_language", mode="before")(_lower)
+    telegram_lowered = field_validator("default_language", "rich_answers", mode="before")(_lower)
 
 
 class ProviderSettings(BaseSettings):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -35,6 +36,7 @@ from types import TracebackType
 
 from bot.config import Settings
 from bot.engine.executor import Executor, Terminal, Turn
+from bot.engine.followups import split_follow_ups, visible_while_streaming
 from bot.engine.hosted import HostedInterpreter
 from bot.engine.limiter import TurnLimiter
 from bot.engine.types import (
@@ -42,6 +44,7 @@ from bot.engine.types import (
     FailureReason,
     Queued,
     RemoteFileIndex,
+    TextDelta,
     TurnFailed,
     TurnFinished,
     TurnRequest,
@@ -84,6 +87,7 @@ class TurnRun:
         self._cancel_detail: str | None = None
         self._terminal: Terminal | None = None
         self._delivered_terminal = False
+        self._shown_text = ""  # the answer as consumers have seen it (follow-ups hidden)
 
     @property
     def done(self) -> bool:
@@ -155,10 +159,23 @@ class TurnRun:
 
     def _push(self, event: EngineEvent) -> None:
         if self._terminal is None:
+            if isinstance(event, TextDelta):
+                # The follow-up block at the end of the answer is never shown, not even
+                # while it streams; a delta that changes nothing visible is dropped.
+                shown, text = self._shown_text, visible_while_streaming(event.text)
+                if text == shown:
+                    return
+                delta = text[len(shown) :] if text.startswith(shown) else text
+                self._shown_text = text
+                event = TextDelta(delta, text)
             self._events.put_nowait(event)
 
     def _finish(self, terminal: Terminal) -> None:
         if self._terminal is None:
+            if isinstance(terminal, TurnFinished):
+                text, follow_ups = split_follow_ups(terminal.result.text)
+                result = dataclasses.replace(terminal.result, text=text, follow_ups=follow_ups)
+                terminal = TurnFinished(result)
             self._terminal = terminal
             self._events.put_nowait(terminal)
             _log_outcome(self, terminal)

@@ -177,3 +177,20 @@ class RemoteFiles:
             time.monotonic() - started,
         )
         return created.id
+
+
+class MemoryRemoteIndex:
+    """A `RemoteFileIndex` kept in memory: for a run whose remote copies need not outlive
+    it (the operator's self-check, tests, benchmarks); the bot itself uses its storage."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str], str] = {}
+
+    async def get_remote_file(self, scope: str, sha256: str) -> str | None:
+        return self.ids.get((scope, sha256))
+
+    async def set_remote_file(self, scope: str, sha256: str, file_id: str) -> None:
+        self.ids[(scope, sha256)] = file_id
+
+    async def forget_remote_file(self, scope: str, sha256: str) -> None:
+        self.ids.pop((scope, sha256), None)

@@ -3,7 +3,8 @@
 The template is Markdown with `string.Template` placeholders (so braces in code examples need no
 escaping):
 
-- `$files` — a description of the chat's files: name, rows × columns, column names and types;
+- `$files` — a description of the chat's files: name, rows × columns, how to read it with pandas,
+  notes (skipped title lines, totals left out, conversion), column names, types and notes;
 - `$language` — the language to answer in, e.g. "Russian";
 - `$language_code` — the same as a code, e.g. "ru";
 - `$sandbox` — what survives between questions in the code sandbox (depends on the provider).
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 
-from bot.engine.types import DataFile
+from bot.engine.types import ColumnInfo, DataFile
 
 DEFAULT_TEMPLATE_PATH = Path(__file__).parent / "prompts" / "system.md"
 
@@ -68,6 +69,18 @@ def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(base, code or "the language of the question")
 
 
+def _column(column: ColumnInfo) -> str:
+    about = "; ".join((column.dtype, *column.notes))
+    return f"{_name(column.name)} ({about})"
+
+
+def _name(name: str) -> str:
+    """A column name as code: `region`, or `' region '` when spaces would hide."""
+    if name != name.strip() or "`" in name or not name:
+        return repr(name)
+    return f"`{name}`"
+
+
 def describe_files(files: Sequence[DataFile]) -> str:
     if not files:
         return (
@@ -82,10 +95,17 @@ def describe_files(files: Sequence[DataFile]) -> str:
             if columns
             else f"{number}. `{data_file.name}`: {data_file.rows} rows"
         )
-        listed = ", ".join(f"`{c.name}` ({c.dtype})" for c in columns[:MAX_COLUMNS_LISTED])
+        lines = [header]
+        if data_file.reader:
+            arguments = "".join(f", {key}={value}" for key, value in data_file.read_options)
+            lines.append(f"   Read it with: `pd.{data_file.reader}(path{arguments})`")
+        lines.extend(f"   Note: {note}" for note in data_file.notes)
+        listed = ", ".join(_column(c) for c in columns[:MAX_COLUMNS_LISTED])
         if len(columns) > MAX_COLUMNS_LISTED:
             listed += f", … and {len(columns) - MAX_COLUMNS_LISTED} more"
-        blocks.append(f"{header}\n   Columns: {listed}" if listed else header)
+        if listed:
+            lines.append(f"   Columns: {listed}")
+        blocks.append("\n".join(lines))
     return "\n".join(blocks)
 
 

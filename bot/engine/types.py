@@ -19,6 +19,7 @@ from bot.config import DEFAULT_LANGUAGE
 class ColumnInfo:
     name: str
     dtype: str  # "int", "float", "bool", "date", "datetime", "text", "empty"
+    notes: tuple[str, ...] = ()  # for the model, in English: "12% missing", "currency ₽", ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,11 @@ class DataFile:
     # Remote copies are reused within one scope: "chat:<chat_id>" for a user's own file,
     # "dataset" for bundled public datasets (one remote copy shared by every chat).
     scope: str
+    # How to read it, as the bot detected (empty when unknown): the pandas function and its
+    # keyword arguments as (name, Python literal) pairs, e.g. ("sep", "';'").
+    reader: str = ""
+    read_options: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()  # about the file, in English: skipped titles, totals, origin
 
 
 class RemoteFileIndex(Protocol):
@@ -97,6 +103,9 @@ class TurnResult:
     # The previous response could not be continued (expired container, unknown response id),
     # so this turn started a fresh chain: the model did not see the earlier conversation.
     context_reset: bool = False
+    # Up to three short questions the model suggests asking next (`bot.engine.followups`);
+    # the block they came in is already taken off `text`.
+    follow_ups: tuple[str, ...] = ()
 
 
 class FailureReason(StrEnum):
@@ -168,7 +177,7 @@ class ImageOutput:
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     delta: str
-    text: str  # the answer so far (raw Markdown)
+    text: str  # the answer so far (raw Markdown, the follow-up block hidden)
 
 
 @dataclass(frozen=True, slots=True)

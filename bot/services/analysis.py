@@ -26,7 +26,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +35,7 @@ from typing import Protocol
 
 from bot.config import DEFAULT_LANGUAGE
 from bot.engine.types import (
+    DataFile,
     EngineEvent,
     TurnFailed,
     TurnFinished,
@@ -160,6 +161,11 @@ class Analysis:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    @property
+    def files(self) -> Sequence[DataFile]:
+        """The data files the turn was given."""
+        return self._turn.files
 
     @property
     def closed(self) -> bool:

@@ -10,6 +10,7 @@ chat's own directory and remote copies of users' files are scoped to the chat.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.catalog import Dataset
 from bot.common import KeyedLocks
@@ -27,6 +28,7 @@ from bot.services.lease import MAINTENANCE_LEASE_SECONDS, Lease, maintenance_cla
 from bot.storage.base import Store, StoredFile, remote_scope
 from bot.storage.files import LocalFileStore
 from bot.tabular import TableInfo, inspect_table_async, needs_utf8, transcode_to_utf8
+from bot.tabular.reading import column_notes, file_notes, pandas_reading
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,10 @@ class AddedFile:
     record: StoredFile
     info: TableInfo
     duplicate: bool = False  # the same bytes (or dataset) were already in the chat
+    # Other sheets of a converted workbook, each stored as a CSV file of its own, and
+    # (sheet, stored name) of each.
+    extra: tuple[StoredFile, ...] = ()
+    sheet_files: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,33 +74,83 @@ class FileLimits:
 
 
 def to_data_file(record: StoredFile) -> DataFile:
+    reading = _load_reading(record.reading)
+    notes = reading.get("columns") or []
     return DataFile(
         name=record.stored_name,
         path=Path(record.path),
         sha256=record.sha256,
         size=record.size,
         rows=record.rows,
-        columns=tuple(ColumnInfo(name, dtype) for name, dtype in record.columns),
+        columns=tuple(
+            ColumnInfo(name, dtype, tuple(notes[i]) if i < len(notes) else ())
+            for i, (name, dtype) in enumerate(record.columns)
+        ),
         scope=remote_scope(record.chat_id, record.dataset_id),
+        reader=str(reading.get("reader") or ""),
+        read_options=tuple((str(k), str(v)) for k, v in reading.get("options") or ()),
+        notes=tuple(str(n) for n in reading.get("notes") or ()),
+    )
+
+
+def _load_reading(text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        log.warning("unreadable reading notes of a stored file; ignored")
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def reading_of(
+    info: TableInfo, original_name: str, sheet_files: dict[str, str] | None = None
+) -> str:
+    """The JSON kept with a file: how the model should read it (see `to_data_file`)."""
+    reader, options = pandas_reading(info)
+    return json.dumps(
+        {
+            "reader": reader,
+            "options": [list(o) for o in options],
+            "notes": list(file_notes(info, original_name, sheet_files)),
+            "columns": [list(column_notes(c)) for c in info.columns],
+        },
+        ensure_ascii=False,
     )
 
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
+JSON_SUFFIXES = {"json": (".json",), "ndjson": (".jsonl", ".ndjson")}
+
+
+def _split(original: str) -> tuple[str, str]:
+    stem, dot, suffix = original.rpartition(".")
+    if not dot:
+        return original, ""
+    return stem, "." + suffix.lower()
 
 
 def model_name(original: str, info: TableInfo) -> str:
     """The file name the model sees: its extension matches the content (a CSV sent as
-    `report.xlsx` becomes `report.csv`), so `pd.read_csv`/`read_excel` pick right."""
-    stem, dot, suffix = original.rpartition(".")
-    if not dot:
-        stem, suffix = original, ""
-    suffix = "." + suffix.lower() if suffix else ""
+    `report.xlsx` becomes `report.csv`, a converted `report.xls` too), so `pd.read_csv`,
+    `read_excel` or `read_json` pick right."""
+    stem, suffix = _split(original)
+    if info.converted is not None:
+        return f"{stem}.csv"
     if info.kind == "csv" and suffix not in TEXT_SUFFIXES:
         return f"{stem}.csv"
     if info.kind == "xlsx" and suffix not in XLSX_SUFFIXES:
         return f"{stem}.xlsx"
+    if info.kind in JSON_SUFFIXES and suffix not in JSON_SUFFIXES[info.kind]:
+        return f"{stem}{JSON_SUFFIXES[info.kind][0]}"
     return original
+
+
+def sheet_file_name(original: str, sheet: str) -> str:
+    """The CSV another sheet of a converted workbook becomes: `report_Stock.csv`."""
+    return f"{_split(original)[0]}_{sheet}.csv"
 
 
 def _columns(info: TableInfo) -> tuple[tuple[str, str], ...]:
@@ -140,17 +196,28 @@ class ChatFiles:
     async def add_upload(self, chat_id: int, original_name: str, temp: Path) -> AddedFile:
         """Inspect a downloaded temp file and add it to the chat.
 
+        A format the model cannot read as it is (XLS, XLSB, ODS, nested JSON, Parquet) is
+        stored as the UTF-8 CSV the inspection wrote; each other sheet of such a workbook
+        becomes a file of its own (`AddedFile.extra`), as far as the chat's caps allow.
         Raises TableError (the file is not a table we can read) or FileRejected (caps); the
-        temp file is removed in every case, the chat's existing files stay untouched."""
+        temp files are removed in every case, the chat's existing files stay untouched."""
         upload = temp
+        convert_to = self._local.new_temp_path(chat_id)
+        info: TableInfo | None = None
         try:
-            info = await inspect_table_async(temp, original_name)
+            info = await inspect_table_async(temp, original_name, convert_to)
             sha = await self._local.sha256_of(temp)  # of the bytes as sent: finds re-sends
-            if info.kind == "csv" and needs_utf8(info.encoding):
+            if info.converted is not None:
+                upload = Path(info.converted)
+            elif info.kind == "csv" and needs_utf8(info.encoding):
                 # The model reads files with pandas' defaults: give it clean UTF-8.
                 upload = self._local.new_temp_path(chat_id)
                 await asyncio.to_thread(transcode_to_utf8, temp, upload, info.encoding or "")
             size = (await asyncio.to_thread(upload.stat)).st_size
+            sheets = [o for o in info.others if o.converted is not None]
+            sheet_sizes = [
+                (await asyncio.to_thread(Path(o.converted).stat)).st_size for o in sheets
+            ]  # type: ignore[arg-type]
             async with self._chat_locks.hold(chat_id):
                 files = await self._store.list_files(chat_id)
                 for existing in files:
@@ -159,27 +226,91 @@ class ChatFiles:
                 await self._check_caps(files, size)
                 taken = {f.stored_name for f in files}
                 name = self._local.unique_name(chat_id, model_name(original_name, info), taken)
+                taken.add(name)
+                extra: list[tuple[TableInfo, str, int]] = []
+                room = self.limits.max_files - len(files) - 1
+                used = sum(f.size for f in files if f.dataset_id is None) + size
+                for other, other_size in zip(sheets, sheet_sizes, strict=True):
+                    if room <= 0 or used + other_size > self.limits.max_chat_bytes:
+                        log.info("sheet of an upload left out (caps) chat=%s", chat_id)
+                        continue
+                    other_name = self._local.unique_name(
+                        chat_id, sheet_file_name(original_name, other.sheet or ""), taken
+                    )
+                    taken.add(other_name)
+                    extra.append((other, other_name, other_size))
+                    room -= 1
+                    used += other_size
                 path = await self._local.commit(upload, chat_id, name)
                 name = path.name  # commit never overwrites: it may pick the next free name
-                record = StoredFile(
-                    chat_id=chat_id,
-                    file_key=secrets.token_hex(4),
-                    original_name=original_name[:200],
-                    stored_name=name,
-                    size=size,
-                    sha256=sha,
-                    rows=info.rows,
-                    columns=_columns(info),
-                    path=str(path),
-                    added_at=datetime.now(UTC),
+                added_extra: list[StoredFile] = []
+                for other, other_name, other_size in extra:
+                    other_path = await self._local.commit(
+                        Path(other.converted or ""), chat_id, other_name
+                    )
+                    added_extra.append(
+                        self._record(
+                            chat_id,
+                            f"{original_name} [{other.sheet}]",  # as /files lists it
+                            other,
+                            other_path,
+                            other_size,
+                            await self._local.sha256_of(other_path),
+                            reading_of(other, original_name),
+                        )
+                    )
+                sheet_files = {
+                    r_info.sheet or "": rec.stored_name
+                    for (r_info, _, _), rec in zip(extra, added_extra, strict=True)
+                }
+                record = self._record(
+                    chat_id,
+                    original_name,
+                    info,
+                    path,
+                    size,
+                    sha,
+                    reading_of(info, original_name, sheet_files),
                 )
                 await self._store.add_file(record)
+                for extra_record in added_extra:
+                    await self._store.add_file(extra_record)
             log.info("file added chat=%s key=%s size=%d", chat_id, record.file_key, size)
-            return AddedFile(record, info)
+            return AddedFile(
+                record, info, extra=tuple(added_extra), sheet_files=tuple(sheet_files.items())
+            )
         finally:  # a no-op for whichever temp file was committed under its final name
             await self._local.delete(temp)
             if upload != temp:
                 await self._local.delete(upload)
+            await self._local.delete(convert_to)
+            for other in info.others if info is not None else ():
+                if other.converted is not None:
+                    await self._local.delete(Path(other.converted))
+
+    @staticmethod
+    def _record(
+        chat_id: int,
+        original_name: str,
+        info: TableInfo,
+        path: Path,
+        size: int,
+        sha: str,
+        reading: str,
+    ) -> StoredFile:
+        return StoredFile(
+            chat_id=chat_id,
+            file_key=secrets.token_hex(4),
+            original_name=original_name[:200],
+            stored_name=path.name,
+            size=size,
+            sha256=sha,
+            rows=info.rows,
+            columns=_columns(info),
+            path=str(path),
+            added_at=datetime.now(UTC),
+            reading=reading,
+        )
 
     async def dataset_info(self, dataset: Dataset) -> TableInfo:
         info = self._dataset_info.get(dataset.id)
@@ -212,6 +343,7 @@ class ChatFiles:
                 path=str(dataset.path),
                 added_at=datetime.now(UTC),
                 dataset_id=dataset.id,
+                reading=reading_of(info, dataset.path.name),
             )
             await self._store.add_file(record)
         return AddedFile(record, info)

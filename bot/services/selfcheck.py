@@ -24,6 +24,7 @@ from bot.engine import (
     TurnRequest,
     TurnStarted,
 )
+from bot.engine.files import MemoryRemoteIndex
 from bot.storage import open_store
 
 CHECK_CSV = b"region,revenue\nEast,1200\nWest,950\nNorth,400\n"
@@ -96,22 +97,6 @@ async def check_storage(settings: Settings) -> CheckRow:
 # ---- the provider -------------------------------------------------------------------------------
 
 
-class _MemoryIndex:
-    """Remote copies made by the check are remembered here, not in the bot's storage."""
-
-    def __init__(self) -> None:
-        self.ids: dict[tuple[str, str], str] = {}
-
-    async def get_remote_file(self, scope: str, sha256: str) -> str | None:
-        return self.ids.get((scope, sha256))
-
-    async def set_remote_file(self, scope: str, sha256: str, file_id: str) -> None:
-        self.ids[(scope, sha256)] = file_id
-
-    async def forget_remote_file(self, scope: str, sha256: str) -> None:
-        self.ids.pop((scope, sha256), None)
-
-
 def _provider_names(settings: Settings) -> tuple[str, str, str]:
     """(who, the key variable, the model variable)."""
     if settings.llm_provider == "yandex":
@@ -129,7 +114,7 @@ async def check_provider(settings: Settings) -> list[CheckRow]:
             "analysis_timeout_seconds": min(settings.analysis_timeout_seconds, CHECK_TIMEOUT),
         }
     )
-    index = _MemoryIndex()
+    index = MemoryRemoteIndex()
     engine = AnalysisEngine.from_settings(quick, index)
     try:
         with tempfile.TemporaryDirectory(prefix="bot-check-") as folder:

@@ -10,8 +10,10 @@ from redis import exceptions as redis_errors
 
 from bot.storage.base import (
     DATASET_SCOPE,
+    FOLLOW_UPS_KEPT,
     ActiveAnalysis,
     Conversation,
+    FollowUps,
     QuotaCheck,
     Store,
     StoredFile,
@@ -27,8 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATASET_SCOPE",
+    "FOLLOW_UPS_KEPT",
     "ActiveAnalysis",
     "Conversation",
+    "FollowUps",
     "LocalFileStore",
     "QuotaCheck",
     "RedisStore",

@@ -29,6 +29,9 @@ class StoredFile:
     dataset_id: str | None = None  # set when it came from /dataset
     remote_id: str | None = None  # filled from the remote-file index on read
     remote_uploaded_at: datetime | None = None
+    # How to read the file (reading parameters, notes), as JSON text written and read by the
+    # files service; storage keeps it as it is. "" for files added before it existed.
+    reading: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,19 @@ class UsageTotals:
     users: int = 0
     chats: int = 0
 
+
+@dataclass(frozen=True, slots=True)
+class FollowUps:
+    """The follow-up questions offered under one answer (its buttons carry only the
+    analysis id and an index)."""
+
+    chat_id: int
+    analysis_id: str
+    questions: tuple[str, ...]
+
+
+FOLLOW_UPS_KEPT = 20
+"""Follow-up sets kept per chat (the newest); older buttons are answered as outdated."""
 
 DATASET_SCOPE = "dataset"
 
@@ -122,7 +138,23 @@ class Store(Protocol):
         ...
 
     async def reset_chat(self, chat_id: int) -> list[StoredFile]:
-        """Forget the chat's files and conversation; returns the removed files."""
+        """Forget the chat's files and conversation (its follow-ups too); returns the
+        removed files. The chat's settings stay."""
+        ...
+
+    async def set_follow_ups(self, record: FollowUps) -> None:
+        """Remember the follow-ups of one answer; only the newest `FOLLOW_UPS_KEPT` sets
+        of a chat are kept."""
+        ...
+
+    async def get_follow_ups(self, chat_id: int, analysis_id: str) -> FollowUps | None: ...
+
+    async def get_chat_settings(self, chat_id: int) -> dict[str, str]:
+        """The chat's settings as stored (name -> value); the services give them meaning."""
+        ...
+
+    async def set_chat_setting(self, chat_id: int, name: str, value: str | None) -> None:
+        """Set one setting of a chat (None forgets it: the default applies again)."""
         ...
 
     async def get_language(self, user_id: int) -> str | None: ...

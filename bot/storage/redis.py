@@ -14,6 +14,9 @@ Key layout (`p` = prefix, default "dab:"; times are UTC epoch seconds, days YYYY
     p conv:<chat>                hash  response_id, last_used_at
     p remote:<scope>             hash  sha256 -> JSON {"id": file_id, "at": uploaded_at}
     p lang                       hash  user_id -> language
+    p settings:<chat>            hash  setting name -> value
+    p followups:<chat>           list  JSON {"id": analysis_id, "q": [questions]},
+                                       newest first, at most FOLLOW_UPS_KEPT
     p analysis:<chat>            hash  analysis_id, user_id, question, started_at,
                                        lease_until, language[, thread_id,
                                        progress_message_id]
@@ -41,8 +44,10 @@ import redis.asyncio as aioredis
 
 from bot.config import DEFAULT_LANGUAGE
 from bot.storage.base import (
+    FOLLOW_UPS_KEPT,
     ActiveAnalysis,
     Conversation,
+    FollowUps,
     QuotaCheck,
     StoredFile,
     UsageTotals,
@@ -139,11 +144,21 @@ return value
 )
 
 _RESET_CHAT = """
--- KEYS: files hash, conv hash, activity zset; ARGV: chat
+-- KEYS: files hash, conv hash, activity zset, follow-ups list; ARGV: chat
 local values = redis.call('HVALS', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return values
+"""
+
+_SET_FOLLOW_UPS = """
+-- KEYS: follow-ups list; ARGV: analysis_id, JSON record, how many to keep
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if cjson.decode(raw)['id'] == ARGV[1] then redis.call('LREM', KEYS[1], 0, raw) end
+end
+redis.call('LPUSH', KEYS[1], ARGV[2])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+return 1
 """
 
 _IDLE_CHATS = """
@@ -264,6 +279,7 @@ class RedisStore:
         self._claim_stale = reg(_CLAIM_STALE)
         self._remove_file = reg(_REMOVE_FILE)
         self._reset_chat = reg(_RESET_CHAT)
+        self._set_follow_ups = reg(_SET_FOLLOW_UPS)
         self._idle_chats = reg(_IDLE_CHATS)
         self._consume = reg(_CONSUME)
         self._refund = reg(_REFUND)
@@ -314,6 +330,7 @@ class RedisStore:
                 "path": record.path,
                 "added_at": _ts(record.added_at),
                 "dataset_id": record.dataset_id,
+                "reading": record.reading,
                 "seq": seq,
             },
             ensure_ascii=False,
@@ -334,6 +351,7 @@ class RedisStore:
             path=d["path"],
             added_at=_dt(d["added_at"]),
             dataset_id=d.get("dataset_id"),
+            reading=d.get("reading", ""),
         )
         return d["added_at"], d.get("seq", 0), record
 
@@ -422,10 +440,41 @@ class RedisStore:
 
     async def reset_chat(self, chat_id: int) -> list[StoredFile]:
         values = await self._reset_chat(
-            keys=[self._k("files", chat_id), self._k("conv", chat_id), self._k("activity")],
+            keys=[
+                self._k("files", chat_id),
+                self._k("conv", chat_id),
+                self._k("activity"),
+                self._k("followups", chat_id),
+            ],
             args=[chat_id],
         )
         return await self._with_remote(self._decode_files(chat_id, values))
+
+    async def set_follow_ups(self, record: FollowUps) -> None:
+        item = {"id": record.analysis_id, "q": list(record.questions)}
+        raw = json.dumps(item, ensure_ascii=False)
+        await self._set_follow_ups(
+            keys=[self._k("followups", record.chat_id)],
+            args=[record.analysis_id, raw, FOLLOW_UPS_KEPT],
+        )
+
+    async def get_follow_ups(self, chat_id: int, analysis_id: str) -> FollowUps | None:
+        for raw in await self._r.lrange(self._k("followups", chat_id), 0, -1):
+            item = json.loads(raw)
+            if item.get("id") == analysis_id:
+                questions = tuple(str(q) for q in item.get("q", ()))
+                return FollowUps(chat_id=chat_id, analysis_id=analysis_id, questions=questions)
+        return None
+
+    async def get_chat_settings(self, chat_id: int) -> dict[str, str]:
+        return dict(await self._r.hgetall(self._k("settings", chat_id)))
+
+    async def set_chat_setting(self, chat_id: int, name: str, value: str | None) -> None:
+        key = self._k("settings", chat_id)
+        if value is None:
+            await self._r.hdel(key, name)
+        else:
+            await self._r.hset(key, name, value)
 
     async def get_language(self, user_id: int) -> str | None:
         return await self._r.hget(self._k("lang"), str(user_id))

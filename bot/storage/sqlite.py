@@ -24,8 +24,10 @@ import aiosqlite
 
 from bot.storage.base import (
     DATASET_SCOPE,
+    FOLLOW_UPS_KEPT,
     ActiveAnalysis,
     Conversation,
+    FollowUps,
     QuotaCheck,
     StoredFile,
     UsageTotals,
@@ -106,6 +108,28 @@ MIGRATIONS: list[Sequence[str]] = [
         """,
         "CREATE INDEX daily_counters_chat ON daily_counters (day, chat_id)",
     ),
+    # 2: per-chat settings and the follow-up questions offered under answers
+    (
+        """
+        CREATE TABLE chat_settings (
+            chat_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (chat_id, name)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE follow_ups (
+            chat_id INTEGER NOT NULL,
+            analysis_id TEXT NOT NULL,
+            questions TEXT NOT NULL,        -- JSON ["...", ...]
+            created_at REAL NOT NULL,
+            PRIMARY KEY (chat_id, analysis_id)
+        )
+        """,
+    ),
+    # 3: how to read each file (JSON kept for the files service)
+    ("ALTER TABLE files ADD COLUMN reading TEXT NOT NULL DEFAULT ''",),
 ]
 
 
@@ -130,7 +154,7 @@ def _now() -> float:
 
 _FILE_COLUMNS = (
     "chat_id, file_key, original_name, stored_name, size, sha256, rows, columns, path, "
-    "added_at, dataset_id"
+    "added_at, dataset_id, reading"
 )
 _ANALYSIS_COLUMNS = (
     "chat_id, analysis_id, user_id, question, started_at, lease_until, thread_id, "
@@ -138,10 +162,11 @@ _ANALYSIS_COLUMNS = (
 )
 
 # Statements assembled once from the constant column lists above (never from input).
-_INSERT_FILE = f"INSERT OR REPLACE INTO files ({_FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
+_INSERT_FILE = f"INSERT OR REPLACE INTO files ({_FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
 _FILES_WITH_REMOTE = (
     "SELECT f.chat_id, f.file_key, f.original_name, f.stored_name, f.size, f.sha256, f.rows,"
-    " f.columns, f.path, f.added_at, f.dataset_id, r.file_id, r.uploaded_at FROM files f"
+    " f.columns, f.path, f.added_at, f.dataset_id, f.reading, r.file_id, r.uploaded_at"
+    " FROM files f"
     # the remote copy is looked up in the scope `remote_scope(chat_id, dataset_id)`
     " LEFT JOIN remote_files r ON r.sha256 = f.sha256 AND r.scope = CASE"
     " WHEN f.dataset_id IS NOT NULL AND f.dataset_id != '' THEN 'dataset'"
@@ -177,6 +202,7 @@ def _file_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StoredFile:
         path=row[8],
         added_at=_dt(row[9]),  # type: ignore[arg-type]
         dataset_id=row[10],
+        reading=row[11] or "",
     )
 
 
@@ -315,6 +341,7 @@ class SqliteStore:
                 record.path,
                 _ts(record.added_at),
                 record.dataset_id,
+                record.reading,
             ),
         )
 
@@ -323,14 +350,14 @@ class SqliteStore:
             _FILES_WITH_REMOTE + " WHERE f.chat_id = ? ORDER BY f.added_at, f.rowid",
             (chat_id,),
         )
-        return [self._with_remote(_file_from_row(r), r[11], r[12]) for r in rows]
+        return [self._with_remote(_file_from_row(r), r[12], r[13]) for r in rows]
 
     async def get_file(self, chat_id: int, file_key: str) -> StoredFile | None:
         rows = await self._fetchall(
             _FILES_WITH_REMOTE + " WHERE f.chat_id = ? AND f.file_key = ?", (chat_id, file_key)
         )
         return (
-            self._with_remote(_file_from_row(rows[0]), rows[0][11], rows[0][12]) if rows else None
+            self._with_remote(_file_from_row(rows[0]), rows[0][12], rows[0][13]) if rows else None
         )
 
     @staticmethod
@@ -408,9 +435,59 @@ class SqliteStore:
             files = await self._fill_remote(db, files)
             await db.execute("DELETE FROM files WHERE chat_id = ?", (chat_id,))
             await db.execute("DELETE FROM conversations WHERE chat_id = ?", (chat_id,))
+            await db.execute("DELETE FROM follow_ups WHERE chat_id = ?", (chat_id,))
             return files
 
         return await self._transaction(body)
+
+    async def set_follow_ups(self, record: FollowUps) -> None:
+        async def body(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT OR REPLACE INTO follow_ups (chat_id, analysis_id, questions, created_at)"
+                " VALUES (?,?,?,?)",
+                (
+                    record.chat_id,
+                    record.analysis_id,
+                    json.dumps(list(record.questions), ensure_ascii=False),
+                    _now(),
+                ),
+            )
+            await db.execute(
+                "DELETE FROM follow_ups WHERE chat_id = ? AND rowid NOT IN"
+                " (SELECT rowid FROM follow_ups WHERE chat_id = ?"
+                "  ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                (record.chat_id, record.chat_id, FOLLOW_UPS_KEPT),
+            )
+
+        await self._transaction(body)
+
+    async def get_follow_ups(self, chat_id: int, analysis_id: str) -> FollowUps | None:
+        rows = await self._fetchall(
+            "SELECT questions FROM follow_ups WHERE chat_id = ? AND analysis_id = ?",
+            (chat_id, analysis_id),
+        )
+        if not rows:
+            return None
+        questions = tuple(str(q) for q in json.loads(rows[0][0]))
+        return FollowUps(chat_id=chat_id, analysis_id=analysis_id, questions=questions)
+
+    async def get_chat_settings(self, chat_id: int) -> dict[str, str]:
+        rows = await self._fetchall(
+            "SELECT name, value FROM chat_settings WHERE chat_id = ?", (chat_id,)
+        )
+        return {str(name): str(value) for name, value in rows}
+
+    async def set_chat_setting(self, chat_id: int, name: str, value: str | None) -> None:
+        if value is None:
+            await self._execute(
+                "DELETE FROM chat_settings WHERE chat_id = ? AND name = ?", (chat_id, name)
+            )
+            return
+        await self._execute(
+            "INSERT INTO chat_settings (chat_id, name, value) VALUES (?,?,?)"
+            " ON CONFLICT (chat_id, name) DO UPDATE SET value = excluded.value",
+            (chat_id, name, value),
+        )
 
     async def get_language(self, user_id: int) -> str | None:
         rows = await self._fetchall(

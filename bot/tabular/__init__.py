@@ -1,7 +1,11 @@
-"""Reading and inspecting users' CSV/TSV/XLSX files (pure: no Telegram, engine or storage).
+"""Reading and inspecting users' table files (pure: no Telegram, engine or storage).
 
-    info = await inspect_table_async(path, "sales.csv")   # TableInfo, or raises TableError
-    text = format_preview(info)                            # monospaced block for <pre>
+CSV/TSV/TXT, XLSX/XLSM, XLS, XLSB, ODS, JSON, NDJSON and Parquet. The table is found inside
+the file (titles, comments and totals left out), numbers and dates are read as people write
+them, and `reading.pandas_reading(info)` gives the pandas parameters that read it the same way.
+
+    info = await inspect_table_async(path, "sales.csv", convert_to)  # TableInfo or TableError
+    text = format_preview(info)                                     # monospaced block for <pre>
 
 Parsing is blocking work; `inspect_table_async` runs it off the event loop (a worker process
 for big files, so an entry point must be import-safe: `if __name__ == "__main__":`, as

@@ -20,15 +20,18 @@ _ZIP = (b"PK\x03\x04", b"PK\x05\x06")
 _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 
 XLSX_EXTENSIONS = frozenset({".xlsx", ".xlsm"})
+#: Workbook extensions: a file with one of these is parsed in the worker process whatever its
+#: size (a small workbook can unpack to gigabytes).
+WORKBOOK_EXTENSIONS = frozenset({".xlsx", ".xlsm", ".xls", ".xlsb", ".ods", ".parquet"})
 #: Extensions whose content we judge as a delimited table (".txt" is judged too, see api).
 TABLE_EXTENSIONS = frozenset({".csv", ".tsv", ".tab", ".psv", ".dat", ""})
 #: Formats refused by name: structured or binary data we do not read.
 UNSUPPORTED_EXTENSIONS = frozenset(
     {
-        ".json", ".jsonl", ".ndjson", ".geojson", ".xml", ".html", ".htm",
-        ".parquet", ".feather", ".arrow", ".orc", ".avro", ".pkl", ".pickle", ".npy", ".npz",
+        ".xml", ".html", ".htm",
+        ".feather", ".arrow", ".orc", ".avro", ".pkl", ".pickle", ".npy", ".npz",
         ".h5", ".hdf5", ".sav", ".dta", ".sas7bdat", ".rds", ".rdata", ".sqlite", ".db",
-        ".ods", ".xlsb", ".numbers", ".doc", ".docx", ".ppt", ".pptx", ".odt", ".rtf",
+        ".numbers", ".doc", ".docx", ".ppt", ".pptx", ".odt", ".rtf",
     }
 )  # fmt: skip
 
@@ -62,6 +65,14 @@ _MAX_CONTROL_SHARE = 0.01
 class Container(Enum):
     TEXT = "text"
     XLSX = "xlsx"
+    XLS = "xls"
+    XLSB = "xlsb"
+    ODS = "ods"
+    PARQUET = "parquet"
+
+
+#: Magic bytes of the containers parsed in the worker process.
+PROCESS_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\xd0\xcf\x11\xe0", b"PAR1")
 
 
 def classify(path: Path, head: bytes, extension: str) -> Container:
@@ -73,9 +84,9 @@ def classify(path: Path, head: bytes, extension: str) -> Container:
             raise TableError(TableErrorCode.ENCRYPTED, "password-protected Office document")
         if extension in {".doc", ".ppt", ".msg", ".pub", ".vsd"}:
             raise TableError(TableErrorCode.BINARY, f"legacy Office document ({extension})")
-        raise TableError(TableErrorCode.OLD_EXCEL, "legacy Excel 97-2003 workbook (OLE2)")
+        return Container.XLS
     if head.startswith(b"PAR1"):
-        raise TableError(TableErrorCode.UNSUPPORTED, "Parquet file")
+        return Container.PARQUET
     for magic, offset, what in _BINARY_MAGIC:
         if head.startswith(magic, offset):
             raise TableError(TableErrorCode.BINARY, what)
@@ -99,9 +110,9 @@ def _classify_zip(path: Path, extension: str) -> Container:
     if "xl/workbook.xml" in names:
         return Container.XLSX
     if "xl/workbook.bin" in names:
-        raise TableError(TableErrorCode.UNSUPPORTED, "Excel binary workbook (.xlsb)")
+        return Container.XLSB
     if b"opendocument.spreadsheet" in mimetype:
-        raise TableError(TableErrorCode.UNSUPPORTED, "OpenDocument spreadsheet (.ods)")
+        return Container.ODS
     if expect_xlsx:
         raise TableError(TableErrorCode.CORRUPT_XLSX, "ZIP container without xl/workbook.xml")
     documents = {"word/document.xml", "ppt/presentation.xml"}

@@ -8,9 +8,12 @@ fails once is never tried again; a column with no type left (text) costs nothing
 Rules (surrounding spaces are ignored; missing-value markers count as empty):
 - empty: "", NA, N/A, NaN, null, None, #N/A, "-", "—"
 - bool: true/false, yes/no, да/нет (any case)
-- int: 42, -7, +3, "1 234 567" (space, NBSP or narrow NBSP as thousands separator)
-- float: 1.5, .5, 1e-3, inf; 1,5 and "1 234,5" only when the decimal comma is allowed
-- date: 2024-01-31, 2024/01/31, 31.01.2024, 31/01/2024 (also 1/31/2024)
+- int: 42, -7, +3, "1 234 567" (space, NBSP or narrow NBSP as thousands separator, or the
+  file's own separator: 1'234, 1.234 with a decimal comma, 1,234 with a decimal point)
+- float: 1.5, .5, 1e-3, inf; with the file's decimal mark (`NumberStyle`)
+- numbers may carry a currency mark, a percent sign or parentheses for a negative:
+  "$1,200", "1 234,50 ₽", "12,5 %", "(300)" (`notes.column_notes` says which)
+- date: 2024-01-31, 2024/01/31, 31.01.2024, 31.01.24, 31-01-2024, 31/01/2024 (also 1/31/2024)
 - datetime: a date followed by " " or "T" and HH:MM[:SS[.fff]] with an optional zone;
   a column mixing dates and datetimes is "datetime"
 - text: anything else
@@ -18,8 +21,10 @@ Rules (surrounding spaces are ignored; missing-value markers count as empty):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bot.tabular.model import DType
 
@@ -28,17 +33,18 @@ CELL_SEP = "\x00"
 
 _SP = r"[ \t]*"
 _NULL = r"(?i:na|n/a|nan|null|none|\#n/a|-|—)"
-# Plain digits first: the common case matches at once; grouped thousands are the fallback.
-_INTPART = r"(?:\d+|\d{1,3}(?:[ \u00a0\u202f]\d{3})+)"
-_INT = rf"[+-]?{_INTPART}"
+SPACES = "[ \u00a0\u202f]"  # thousands separators people type: space, NBSP, narrow NBSP
 _EXP = r"(?:[eE][+-]?\d+)?"
+#: Currency marks accepted around a number (the column notes name the one seen).
+CURRENCY = r"(?:[$€£¥₽₴₸₹]|(?i:руб\.?|р\.|грн\.?|rub|usd|eur))"
 _BOOL = r"(?i:true|false|yes|no|да|нет)"
 _MONTH = r"(?:0?[1-9]|1[0-2])"
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _DATE = (
     r"(?:\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
     rf"|\d{{4}}/{_MONTH}/{_DAY}"
-    rf"|{_DAY}\.{_MONTH}\.\d{{4}}"
+    rf"|{_DAY}\.{_MONTH}\.(?:\d{{4}}|\d{{2}})"
+    rf"|{_DAY}-{_MONTH}-\d{{4}}"
     rf"|{_DAY}/{_DAY}/\d{{4}})"
 )
 _TIME = r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d{1,9})?)?"
@@ -46,9 +52,36 @@ _ZONE = r"(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?"
 _DATETIME = rf"{_DATE}(?:[T ]{_TIME}{_ZONE})?"
 
 
-def _float(decimal_comma: bool) -> str:
-    point = "[.,]" if decimal_comma else r"\."
-    return rf"(?:[+-]?(?:{_INTPART}(?:{point}\d*)?|{point}\d+){_EXP}|[+-]?(?i:inf(?:inity)?))"
+@dataclass(frozen=True, slots=True)
+class NumberStyle:
+    """How a file writes numbers: the decimal mark and the thousands separator (pandas'
+    `decimal` and `thousands`). Space-like separators are always accepted as thousands."""
+
+    decimal: str = "."
+    thousands: str = ""  # "", " ", "\u00a0", "\u202f", "'", ".", ","
+
+
+def _int_part(style: NumberStyle) -> str:
+    groups = rf"\d{{1,3}}(?:{SPACES}\d{{3}})+"
+    if style.thousands == "'":
+        groups += r"|\d{1,3}(?:['\u2019]\d{3})+"
+    elif style.thousands in (".", ","):
+        groups += rf"|\d{{1,3}}(?:{re.escape(style.thousands)}\d{{3}})+"
+    # Plain digits first: the common case matches at once; grouped thousands are the fallback.
+    return rf"(?:\d+|{groups})"
+
+
+def _decorated(body: str) -> str:
+    """`body` (an unsigned number) with a sign, a currency mark, a percent sign or
+    accountants' parentheses for a negative: -5, +5, $5, 5 ₽, -$5, 12,5 %, (1 234,00)."""
+    cur = rf"(?:{CURRENCY}{SPACES}?)?"
+    tail = rf"(?:{SPACES}?(?:{CURRENCY}|%))?"
+    return rf"(?:[+-]?{cur}[+-]?{body}{tail}|\({cur}{body}{tail}\))"
+
+
+def _float_body(style: NumberStyle, int_part: str) -> str:
+    point = re.escape(style.decimal)
+    return rf"(?:(?:{int_part}(?:{point}\d*)?|{point}\d+){_EXP}|(?i:inf(?:inity)?))"
 
 
 def _column_pattern(value: str) -> re.Pattern[str]:
@@ -61,25 +94,41 @@ def _column_pattern(value: str) -> re.Pattern[str]:
 
 _ALL_NULL = _column_pattern(_NULL)
 
+
+_MARKERS = ("", "na", "n/a", "nan", "null", "none", "#n/a", "-", "—")
+_MISSING_CELLS = frozenset(
+    {*_MARKERS, *(m.upper() for m in _MARKERS), *(m.title() for m in _MARKERS), "NaN", "N/a"}
+)
+
+
+def count_missing(cells: Sequence[str]) -> int:
+    """How many of `cells` are empty or a missing-value marker (NA, null, -, …); a set lookup
+    per cell (C speed), so a marker with spaces around it (" NA ") is not counted."""
+    return sum(map(_MISSING_CELLS.__contains__, cells))
+
+
+def is_missing(cell: str) -> bool:
+    return _ALL_NULL.fullmatch(cell) is not None
+
+
 # (dtype, pattern, dtypes that are implied when this one matches), narrowest first.
 _Rule = tuple[DType, re.Pattern[str], frozenset[str]]
 
 
-def _rules(decimal_comma: bool) -> tuple[_Rule, ...]:
+@functools.lru_cache(maxsize=32)
+def _rules(style: NumberStyle) -> tuple[_Rule, ...]:
+    int_part = _int_part(style)
     return (
         ("bool", _column_pattern(_BOOL), frozenset()),
-        ("int", _column_pattern(_INT), frozenset({"float"})),
-        ("float", _column_pattern(_float(decimal_comma)), frozenset()),
+        ("int", _column_pattern(_decorated(int_part)), frozenset({"float"})),
+        ("float", _column_pattern(_decorated(_float_body(style, int_part))), frozenset()),
         ("date", _column_pattern(_DATE), frozenset({"datetime"})),
         ("datetime", _column_pattern(_DATETIME), frozenset()),
     )
 
 
-_RULES = {False: _rules(False), True: _rules(True)}
-
-
 #: Every dtype a rule can prove; `ColumnTyper.restrict` narrows a column to a subset of it.
-ALL_DTYPES: frozenset[str] = frozenset(rule[0] for rule in _RULES[False])
+ALL_DTYPES: frozenset[str] = frozenset(rule[0] for rule in _rules(NumberStyle()))
 
 
 class ColumnTyper:
@@ -89,10 +138,11 @@ class ColumnTyper:
     reported with `restrict`, e.g. a non-integral float allows only {"float"}.
     """
 
-    __slots__ = ("_candidates", "_has_value", "_open")
+    __slots__ = ("_candidates", "_has_value", "_mixed", "_open")
 
-    def __init__(self, width: int, *, decimal_comma: bool = False) -> None:
-        rules = _RULES[decimal_comma]
+    def __init__(self, width: int, style: NumberStyle | None = None) -> None:
+        rules = _rules(style or NumberStyle())
+        self._mixed: dict[int, tuple[DType, float, str]] = {}
         self._candidates: list[tuple[_Rule, ...]] = [rules] * width
         self._has_value = [False] * width
         self._open: tuple[int, ...] = tuple(range(width))
@@ -136,7 +186,26 @@ class ColumnTyper:
                 kept.append(rule)
                 implied = implied | implies
         if len(kept) != len(candidates):
+            if not kept and index not in self._mixed:
+                self._note_mixed(index, candidates, cells)
             self._candidates[index] = tuple(kept)
+
+    def _note_mixed(self, index: int, rules: tuple[_Rule, ...], cells: Sequence[str]) -> None:
+        """A column that held numbers (or dates) until some cells did not: remember how much
+        of the chunk where text appeared still fitted, so it can be called "mixed" honestly."""
+        values = [c for c in cells if not is_missing(c)]
+        best: tuple[int, DType, list[str]] | None = None
+        for dtype, pattern, _ in rules:
+            bad = [c for c in values if pattern.fullmatch(c) is None]
+            if best is None or len(bad) < len(best[2]):
+                best = (len(bad), dtype, bad)
+        if best is not None and values and best[0] < len(values):
+            self._mixed[index] = (best[1], 1 - best[0] / len(values), best[2][0].strip()[:40])
+
+    def mixed(self, index: int) -> tuple[DType, float, str] | None:
+        """For a column that ended as text but mostly held one type: (that type, its share in
+        the chunk where text appeared, an example of the odd text)."""
+        return self._mixed.get(index)
 
     def restrict(self, index: int, allowed: frozenset[str]) -> None:
         """Record a typed value in column `index` that only the `allowed` dtypes can hold."""

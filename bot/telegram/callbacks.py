@@ -43,3 +43,17 @@ class CancelCb(CallbackData, prefix="cancel"):
 
 class LanguageCb(CallbackData, prefix="lang"):
     language: str
+
+
+class SettingCb(CallbackData, prefix="set"):
+    name: str  # "language" or a `Choice` value
+    value: str  # a language code or "auto"; "on" / "off"
+
+
+class FollowUpCb(CallbackData, prefix="fu"):
+    analysis: str  # the question itself is in the store (it may not fit in 64 bytes)
+    index: int
+
+
+class ReportCb(CallbackData, prefix="rep"):
+    analysis: str

@@ -28,8 +28,18 @@ from bot.telegram.middlewares import (
     SendPacer,
 )
 
-PRIVATE_COMMANDS = ("start", "help", "dataset", "files", "cancel", "reset", "usage", "language")
-GROUP_COMMANDS = ("analyze", "dataset", "files", "cancel", "reset", "usage", "help")
+PRIVATE_COMMANDS = (
+    "start",
+    "help",
+    "dataset",
+    "files",
+    "cancel",
+    "reset",
+    "usage",
+    "language",
+    "settings",
+)
+GROUP_COMMANDS = ("analyze", "dataset", "files", "cancel", "reset", "usage", "settings", "help")
 
 
 def response_types() -> list[type[Any]]:
@@ -73,9 +83,19 @@ def create_dispatcher(services: Services) -> Dispatcher:
         files=services.files,
         analyses=services.analyses,
         catalog=services.catalog,
-        analyst=Analyst(services.analyses, services.catalog, services.settings),
+        preferences=services.preferences,
+        answers=services.answers,
+        analyst=Analyst(
+            services.analyses,
+            services.catalog,
+            services.settings,
+            services.preferences,
+            services.answers,
+        ),
     )
-    language = LanguageMiddleware(services.people, services.settings.default_language)
+    language = LanguageMiddleware(
+        services.people, services.settings.default_language, services.preferences
+    )
     dp.message.outer_middleware(language)
     dp.callback_query.outer_middleware(language)
     dp.callback_query.middleware(CallbackAnswers())  # first: it also answers refusals

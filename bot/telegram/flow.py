@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.types import Message
+from aiogram.types import InlineKeyboardMarkup, Message
 from aiogram.utils.chat_action import ChatActionSender
 
 from bot.catalog import Catalog
 from bot.config import Settings
-from bot.engine.types import FailureReason, TurnFailed, TurnFinished, TurnResult
+from bot.engine.types import FailureReason, TextDelta, TurnFailed, TurnFinished, TurnResult
 from bot.services.analysis import (
     Analysis,
     AnalysisRefused,
@@ -20,11 +20,16 @@ from bot.services.analysis import (
     AnalysisService,
     RefusalReason,
 )
+from bot.services.answers import Answers
+from bot.services.preferences import ChatPreferences, Preferences
 from bot.storage.base import ActiveAnalysis
 from bot.telegram import keyboards
+from bot.telegram.drafts import DraftStreamer, analysis_id_of, draft_id_of
+from bot.telegram.extras import keep_answer
 from bot.telegram.i18n import Translator, translator
 from bot.telegram.progress import PacedEditor, ProgressView, format_elapsed
 from bot.telegram.render import Destination, send_answer, send_artifacts
+from bot.telegram.rich import send_rich_answer
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +78,38 @@ class _Seen:
     result: TurnResult | None
     failure: TurnFailed | None
     editor: PacedEditor | None
+    stopped: bool = False  # the user pressed the draft's stop button
 
 
 class Analyst:
     """Runs an analysis as the chat sees it. One per dispatcher; handlers get it as
     `analyst` and call `await analyst.run(bot, asker, question)`."""
 
-    def __init__(self, analyses: AnalysisService, catalog: Catalog, settings: Settings) -> None:
+    def __init__(
+        self,
+        analyses: AnalysisService,
+        catalog: Catalog,
+        settings: Settings,
+        preferences: Preferences,
+        answers: Answers,
+    ) -> None:
         self.analyses = analyses
         self.catalog = catalog
         self.settings = settings
+        self.preferences = preferences
+        self.answers = answers
+        self._drafts: dict[tuple[int, int], DraftStreamer] = {}  # (chat, draft id) → streamer
+
+    async def stop_generation(self, chat_id: int, draft_id: int) -> bool:
+        """The user pressed the stop button of a draft: stop the drafts at once and cancel the
+        analysis like ⏹ Cancel (on whichever instance runs it). False when nothing ran."""
+        streamer = self._drafts.get((chat_id, draft_id))
+        if streamer is not None:
+            streamer.stop()
+        analysis_id = analysis_id_of(draft_id)
+        if analysis_id is None:
+            return False
+        return await self.analyses.cancel(chat_id, analysis_id)
 
     async def run(self, bot: Bot, asker: Asker, question: str) -> None:
         t = asker.t
@@ -95,27 +122,33 @@ class Analyst:
             thread_id=asker.thread_id,
             is_admin=asker.is_admin,
         )
+        prefs = await self.preferences.of(asker.chat_id)
         try:
             async with self.analyses.begin(request) as analysis:
-                seen = await self._follow(bot, asker, analysis)
+                seen = await self._follow(bot, asker, analysis, prefs)
         except AnalysisRefused as refusal:
             await _refuse(bot, to, refusal, asker, self.catalog)
             return
         # Delivered once the analysis is closed: its usage and response id are saved and the
         # chat is free, so a follow-up asked the moment the answer shows is taken.
         if not analysis.interrupted_by_shutdown:  # else reported after the restart
-            await self._conclude(bot, to, t, analysis, seen)
+            await self._conclude(bot, to, t, analysis, seen, prefs)
 
-    async def _follow(self, bot: Bot, asker: Asker, analysis: Analysis) -> _Seen:
+    async def _follow(
+        self, bot: Bot, asker: Asker, analysis: Analysis, prefs: ChatPreferences
+    ) -> _Seen:
         """Show the analysis live in one progress message until its terminal event."""
         t = asker.t
         settings = self.settings
         interval = settings.edit_interval_group if asker.group else settings.edit_interval_private
         cancel_markup = keyboards.cancel(t, analysis.id)
-        view = ProgressView(t)
+        view = ProgressView(t, show_code=prefs.progress_code)
         result: TurnResult | None = None
         failure: TurnFailed | None = None
         editor: PacedEditor | None = None
+        streamer = self._streamer(bot, asker, analysis)
+        if streamer is not None:
+            view.show_answer = False  # the draft carries the prose, the progress the steps
         try:
             editor = await PacedEditor.send(
                 bot,
@@ -135,15 +168,39 @@ class Analyst:
                         result = event.result
                     elif isinstance(event, TurnFailed):
                         failure = event
-                    elif view.apply(event):
-                        editor.update(view.render(), cancel_markup)
+                    else:
+                        if isinstance(event, TextDelta) and streamer is not None:
+                            streamer.update(event.text)
+                            view.show_answer = streamer.failed  # after an error: edits again
+                        if view.apply(event):
+                            editor.update(view.render(), cancel_markup)
         except Exception:
             log.exception("analysis=%s crashed in chat=%s", analysis.id, asker.chat_id)
             analysis.cancel(by_user=False)  # nobody follows it any more: free its slot now
-        return _Seen(result, failure, editor)
+        finally:
+            if streamer is not None:
+                await streamer.close()
+                self._drafts.pop((asker.chat_id, streamer.draft_id), None)
+        stopped = streamer is not None and streamer.stopped
+        return _Seen(result, failure, editor, stopped)
+
+    def _streamer(self, bot: Bot, asker: Asker, analysis: Analysis) -> DraftStreamer | None:
+        """Drafts for this analysis: private chats only (Telegram refuses them elsewhere)."""
+        draft_id = draft_id_of(analysis.id)
+        if asker.group or draft_id is None or not self.settings.stream_drafts:
+            return None
+        streamer = DraftStreamer(bot, asker.chat_id, draft_id, thread_id=asker.thread_id)
+        self._drafts[(asker.chat_id, draft_id)] = streamer
+        return streamer
 
     async def _conclude(
-        self, bot: Bot, to: Destination, t: Translator, analysis: Analysis, seen: _Seen
+        self,
+        bot: Bot,
+        to: Destination,
+        t: Translator,
+        analysis: Analysis,
+        seen: _Seen,
+        prefs: ChatPreferences,
     ) -> None:
         """Finish the progress message and send the answer, or say why there is none."""
         result, failure, editor = seen.result, seen.failure, seen.editor
@@ -157,11 +214,23 @@ class Analyst:
                 summary += "\n" + t("context-reset")
             if editor is not None:
                 await _quietly(editor.finish(summary))
-            await deliver(bot, to, result, t)
+            markup = await keep_answer(self.answers, t, analysis, result, elapsed)
+            await deliver(
+                bot,
+                to,
+                result,
+                t,
+                code_file=prefs.code_file,
+                markup=markup,
+                rich=prefs.rich_answers,
+            )
             return
         if editor is not None:
             cancelled = failure is not None and failure.reason is FailureReason.CANCELLED
-            status = t("progress-cancelled") if cancelled else t("progress-failed", elapsed=elapsed)
+            if cancelled:
+                status = t("progress-stopped") if seen.stopped else t("progress-cancelled")
+            else:
+                status = t("progress-failed", elapsed=elapsed)
             await _quietly(editor.finish(status))
         if failure is not None and failure.reason is FailureReason.CANCELLED:
             return
@@ -173,13 +242,38 @@ class Analyst:
         )
 
 
-async def deliver(bot: Bot, to: Destination, result: TurnResult, t: Translator) -> None:
-    await send_answer(bot, to, result.text, t)
-    if result.artifacts or result.code_steps:
+async def deliver(
+    bot: Bot,
+    to: Destination,
+    result: TurnResult,
+    t: Translator,
+    *,
+    code_file: bool = True,
+    markup: InlineKeyboardMarkup | None = None,
+    rich: bool = False,
+) -> None:
+    """Send the answer (with `markup`, the follow-up and report buttons, under it), then its
+    charts, files and the code file unless the chat turned it off in /settings. With `rich`,
+    an answer that needs it (tables, headings, formulas, several charts) goes out as one rich
+    message with the charts and code inside; any refusal of that falls back to the plain
+    path below."""
+    if not code_file:
+        result = replace(result, code_steps=())
+    if rich and await send_rich_answer(bot, to, result, t, markup=markup):
+        if result.dropped_artifacts:
+            await bot.send_message(
+                to.chat_id,
+                t("artifacts-dropped", count=result.dropped_artifacts),
+                message_thread_id=to.thread_id,
+            )
+        return
+    await send_answer(bot, to, result.text, t, markup=markup)
+    code_steps = result.code_steps
+    if result.artifacts or code_steps:
         async with ChatActionSender.upload_photo(
             bot=bot, chat_id=to.chat_id, message_thread_id=to.thread_id
         ):
-            await send_artifacts(bot, to, result.artifacts, result.code_steps, t)
+            await send_artifacts(bot, to, result.artifacts, code_steps, t)
     if result.dropped_artifacts:
         await bot.send_message(
             to.chat_id,

@@ -18,6 +18,7 @@ from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from bot.services.access import AccessPolicy
 from bot.services.people import People
+from bot.services.preferences import Preferences
 from bot.telegram.i18n import pick_language, translator
 
 log = logging.getLogger(__name__)
@@ -144,12 +145,16 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
 
 
 class LanguageMiddleware(BaseMiddleware):
-    """Puts `lang` and `t` (a Translator) into handler data: the user's saved choice, else
-    their Telegram language, else DEFAULT_LANGUAGE."""
+    """Puts `lang` and `t` (a Translator) into handler data: in a group that chose an
+    answer language in /settings, that one; else the user's saved choice, else their
+    Telegram language, else DEFAULT_LANGUAGE."""
 
-    def __init__(self, people: People, default: str) -> None:
+    def __init__(
+        self, people: People, default: str, preferences: Preferences | None = None
+    ) -> None:
         self.people = people
         self.default = default
+        self.preferences = preferences
 
     async def __call__(
         self,
@@ -158,8 +163,14 @@ class LanguageMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         user = data.get("event_from_user")
+        chat = data.get("event_chat")
         lang = self.default
-        if user is not None:
+        chat_lang = None
+        if self.preferences is not None and chat is not None and chat.type != "private":
+            chat_lang = await self.preferences.language(chat.id)  # never raises
+        if chat_lang is not None:
+            lang = chat_lang
+        elif user is not None:
             try:
                 saved = await self.people.language(user.id)
             except Exception:  # the store is down: answer in Telegram's language meanwhile

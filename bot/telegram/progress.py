@@ -62,13 +62,15 @@ def answer_preview(markdown: str) -> str:
 class ProgressView:
     """What the progress message says, derived from the events seen so far."""
 
-    def __init__(self, t: Translator) -> None:
+    def __init__(self, t: Translator, *, show_code: bool = True) -> None:
         self.t = t
+        self.show_code = show_code  # the chat's /settings choice
         self.status = t("progress-uploading")
         self.done_steps: list[int] = []
         self.code = ""
         self.answer = ""
         self.images = 0
+        self.show_answer = True  # False while a draft carries the answer
         self._mode = "status"  # "code" shows the code tail, "answer" the answer preview
 
     def apply(self, event: EngineEvent) -> bool:
@@ -112,11 +114,11 @@ class ProgressView:
         lines = [self.t("progress-step-done", step=s) for s in self.done_steps[-5:]]
         lines.append(f"<b>{self.status}</b>")
         text = "\n".join(lines)
-        if self._mode == "code" and self.code.strip():
+        if self._mode == "code" and self.show_code and self.code.strip():
             tail = self.code.rstrip().splitlines()[-CODE_TAIL_LINES:]
             snippet = "\n".join(tail)[-CODE_TAIL_CHARS:]
             text += f'\n<pre><code class="language-python">{html.escape(snippet)}</code></pre>'
-        elif self._mode == "answer" and self.answer.strip():
+        elif self._mode == "answer" and self.show_answer and self.answer.strip():
             text += "\n\n" + html.escape(answer_preview(self.answer))
         return text
 

@@ -20,6 +20,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import (
     BufferedInputFile,
+    InlineKeyboardMarkup,
     InputMediaDocument,
     InputMediaPhoto,
     Message,
@@ -98,8 +99,16 @@ class Destination:
         return ReplyParameters(message_id=self.reply_to, allow_sending_without_reply=True)
 
 
-async def send_answer(bot: Bot, to: Destination, markdown: str, t: Translator) -> list[Message]:
-    """Send the model's Markdown answer, formatted, in as many messages as needed."""
+async def send_answer(
+    bot: Bot,
+    to: Destination,
+    markdown: str,
+    t: Translator,
+    *,
+    markup: InlineKeyboardMarkup | None = None,
+) -> list[Message]:
+    """Send the model's Markdown answer, formatted, in as many messages as needed; `markup`
+    goes under the last of them."""
     if not markdown.strip():
         markdown = t.plain("answer-empty")
     chunks = await asyncio.to_thread(markdown_chunks, markdown)
@@ -109,8 +118,9 @@ async def send_answer(bot: Bot, to: Destination, markdown: str, t: Translator) -
     if not chunks:
         chunks = [(t.plain("answer-empty"), [])]
     sent: list[Message] = []
-    for text, entities in chunks:
+    for number, (text, entities) in enumerate(chunks, 1):
         reply = to.reply() if not sent else None
+        buttons = markup if number == len(chunks) else None
         try:
             message = await bot.send_message(
                 to.chat_id,
@@ -119,6 +129,7 @@ async def send_answer(bot: Bot, to: Destination, markdown: str, t: Translator) -
                 parse_mode=None,
                 message_thread_id=to.thread_id,
                 reply_parameters=reply,
+                reply_markup=buttons,
             )
         except TelegramBadRequest as error:
             log.warning("formatted answer rejected (%s); sending plain text", error.message)
@@ -128,6 +139,7 @@ async def send_answer(bot: Bot, to: Destination, markdown: str, t: Translator) -
                 parse_mode=None,
                 message_thread_id=to.thread_id,
                 reply_parameters=reply,
+                reply_markup=buttons,
             )
         sent.append(message)
     return sent

@@ -25,7 +25,7 @@ from bot.engine import (
     TurnRun,
     TurnStarted,
 )
-from tests.fakes.remote_index import MemoryRemoteIndex
+from bot.engine.files import MemoryRemoteIndex
 from tests.fakes.responses_api import ResponsesFake, running_responses_fake
 
 TRANSCRIPT = Path(__file__).parent / "data" / "responses-ci-turn.sse"

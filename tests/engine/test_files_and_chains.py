@@ -12,8 +12,8 @@ from bot.engine import (
     TurnRequest,
     UploadingFiles,
 )
+from bot.engine.files import MemoryRemoteIndex
 from tests.engine.conftest import EngineFactory, collect, finished, make_data_file, png
-from tests.fakes.remote_index import MemoryRemoteIndex
 from tests.fakes.responses_api import ResponsesFake, Scenario, sandbox_link
 
 

@@ -19,6 +19,7 @@ from bot.engine import (
     TurnStarted,
     UploadingFiles,
 )
+from bot.engine.files import MemoryRemoteIndex
 from tests.engine.conftest import (
     TRANSCRIPT,
     EngineFactory,
@@ -27,7 +28,6 @@ from tests.engine.conftest import (
     make_data_file,
     png,
 )
-from tests.fakes.remote_index import MemoryRemoteIndex
 from tests.fakes.responses_api import (
     ResponsesFake,
     Scenario,

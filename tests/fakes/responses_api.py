@@ -62,7 +62,8 @@ Scenario builder (each method returns the scenario):
   `GET /responses/{id}`, as a response still running server-side would), `.drop(after=N,
   completes_after=None)` (break the connection instead), `.stall(after=N,
   seconds=None, gate=None)` (stop sending until the gate is set, the time passes or the client
-  disconnects), `.without_stream_annotations()` (citations only visible via `GET /responses/{id}`);
+  disconnects), `.write_slowly(seconds)` (a pause before each answer-text chunk),
+  `.without_stream_annotations()` (citations only visible via `GET /responses/{id}`);
 - `Scenario.replay(path, files={filename: bytes}, fix=None)` replays an SSE transcript verbatim
   (each event validated; `fix` may patch an event before validation, and then the patched JSON is
   sent instead of the original line).
@@ -218,6 +219,7 @@ class Scenario:
         self.stall_after: int | None = None
         self.stall_seconds: float | None = None
         self.stall_gate: asyncio.Event | None = None
+        self.text_pause: float | None = None
         self.error_after: int | None = None
         self.error: tuple[str, str] = ("server_error", "An error occurred while processing.")
         self.stream_annotations = True
@@ -316,6 +318,11 @@ class Scenario:
         self.stall_after = after
         self.stall_seconds = seconds
         self.stall_gate = gate
+        return self
+
+    def write_slowly(self, seconds: float) -> Scenario:
+        """Pause `seconds` before each chunk of answer text (a model writing a long answer)."""
+        self.text_pause = seconds
         return self
 
     def without_stream_annotations(self) -> Scenario:
@@ -1111,6 +1118,8 @@ class ResponsesFake:
                     await self._wait(
                         request, gate=scenario.stall_gate, seconds=scenario.stall_seconds
                     )
+                if scenario.text_pause and event["type"] == "response.output_text.delta":
+                    await self._wait(request, seconds=scenario.text_pause)
                 await self._send(sse, {**event, "sequence_number": sequence})
                 sequence += 1
                 if position == len(plan) - 1:

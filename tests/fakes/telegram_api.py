@@ -32,6 +32,9 @@ Updates from users (queued for getUpdates, or POSTed to the webhook after ``setW
     file_size_override=None, reply_to=None, thread_id=None)``: getFile + the download URL serve
     ``data``; ``file_size_override`` declares a huge size without allocating it.
     ``tg.press(message, "button text or callback_data", user=None)`` -> ``CallbackPress``.
+    ``tg.stop_generation(chat, draft_id=None, thread_id=None)``: the user presses the stop button
+    of the live draft (sent with ``can_stop``); delivers ``stopped_message_generation`` (only when
+    the bot asked for it in ``allowed_updates``, like Telegram).
 Inspection:
     ``tg.calls``: every request but getUpdates (``tg.polls``), in arrival order; ``ApiCall`` has
     ``.method``, ``.params`` (form values as strings, JSON fields decoded), ``.files``,
@@ -40,7 +43,11 @@ Inspection:
     messages with their current text/caption, entities, reply_markup, thread_id;
     ``tg.edits_of(message)``; ``tg.sent_photos`` / ``tg.sent_documents`` (bytes, sizes, names);
     ``tg.chat_actions``, ``tg.callback_answers[press.id]``, ``tg.commands[(scope, language)]``
-    (scope "default", "all_group_chats", "chat:<id>"...), ``tg.reactions``, ``tg.drafts``.
+    (scope "default", "all_group_chats", "chat:<id>"...), ``tg.reactions``, ``tg.drafts``
+    (every sendMessageDraft taken), ``tg.live_draft(chat)`` (the draft shown now: gone after a
+    message from the bot, a stop, or 30 s), ``tg.drafts_after_stop``; a rich message
+    (sendRichMessage with ``markdown``, parsed into blocks by ``RichMarkdown``) has
+    ``message.rich`` and searchable ``message.content``; ``tg.rich_photos(message)``.
     Records of what Telegram tolerates or punishes: ``tg.flood_refusals``,
     ``tg.flood_violations`` (requests made before the announced retry_after elapsed),
     ``tg.general_topic_attempts``, ``tg.entity_overflows`` (> 100 entities: Telegram drops the
@@ -51,7 +58,8 @@ Waiting (woken by every request and every change, no sleeps):
     ``await tg.wait_for_message(chat, contains=..., predicate=None)``;
     ``await tg.wait_for_call("sendPhoto", predicate=None)``.
 Fault injection: ``tg.refuse_next("sendMessage", "can't parse entities: ...", when=lambda call:
-...)`` answers the next matching call with that 400, for refusals the fake does not model.
+...)`` answers the next matching call with that 400, for refusals the fake does not model
+(a failing draft: ``tg.refuse_next("sendMessageDraft", ...)``; a rich send: "sendRichMessage").
 Faults after the fact (the request WAS executed, the client cannot know):
 ``tg.fail_after_executing("sendMessage", status=500, when=None)`` answers the next matching call
 with a 5xx after carrying it out; ``tg.answer_late("sendMessage", seconds, when=None)`` carries it
@@ -142,6 +150,7 @@ MAX_PHOTO_SIDES_SUM = 10000
 MAX_PHOTO_RATIO = 20
 MAX_MEDIA_GROUP = 10
 GENERAL_TOPIC_ID = 1
+DRAFT_LIFETIME = 30.0  # seconds a draft stays without a newer one
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the "
     "same as a current content and reply markup of the message"
@@ -157,10 +166,11 @@ UPDATE_KINDS = _words(
     "edited_business_message deleted_business_messages message_reaction message_reaction_count "
     "inline_query chosen_inline_result callback_query shipping_query pre_checkout_query "
     "purchased_paid_media poll poll_answer my_chat_member chat_member chat_join_request chat_boost "
-    "removed_chat_boost"
+    "removed_chat_boost stopped_message_generation"
 )
+# Like Telegram, updates a bot must ask for by name (a stop of a draft included, see the notes).
 DEFAULT_ALLOWED_UPDATES = UPDATE_KINDS - _words(
-    "chat_member message_reaction message_reaction_count"
+    "chat_member message_reaction message_reaction_count stopped_message_generation"
 )
 CHAT_ACTIONS = _words(
     "typing upload_photo record_video upload_video record_voice upload_voice upload_document "
@@ -802,6 +812,319 @@ def find_auto_entities(text: str) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
+# Rich messages (sendRichMessage with `markdown`): Telegram parses the Markdown itself; the fake
+# parses it with pyromark (the parser telegramify-markdown uses) into the `RichBlock` objects a
+# sent message carries, and enforces the documented limits. Texts seen from Telegram:
+# RICH_MESSAGE_CONTENT_REQUIRED, RICH_MESSAGE_TEXT_TOO_LONG, RICH_MESSAGE_BLOCKS_TOO_MANY; the
+# ones for too many media, table columns or nesting levels and for a media id without its media
+# are not documented and are the fake's guesses (RICH_MESSAGE_MEDIA_*, RICH_MESSAGE_TABLE_*,
+# RICH_MESSAGE_NESTING_TOO_DEEP). Rich text is kept as plain strings (no bold/italic objects).
+
+RICH_MAX_CHARS = 32768
+RICH_MAX_BLOCKS = 500
+RICH_MAX_MEDIA = 50
+RICH_MAX_COLUMNS = 20
+RICH_MAX_DEPTH = 16
+_RICH_MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TG_MEDIA_URL = re.compile(r"tg://(?P<kind>photo|video|document|audio)\?id=(?P<id>[^\s&#]*)")
+_DETAILS_OPEN = re.compile(
+    r"^\s*<details(?P<open>\s+open)?\s*>\s*(?:<summary>(?P<summary>.*?)</summary>)?(?P<rest>.*)$",
+    re.S | re.I,
+)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _rich_options() -> Any:
+    import pyromark
+
+    o = pyromark.Options
+    return o.ENABLE_TABLES | o.ENABLE_MATH | o.ENABLE_STRIKETHROUGH | o.ENABLE_TASKLISTS
+
+
+class _RichFrame:
+    def __init__(self, kind: str, **extra: Any) -> None:
+        self.kind = kind
+        self.blocks: list[dict[str, Any]] = []
+        self.extra = extra
+
+
+class RichMarkdown:
+    """Markdown → rich blocks, as Telegram builds them for a sent rich message.
+
+    ``media`` maps each id given in the request's ``media`` to ``(kind, api_object)``, e.g.
+    ``("photo", [PhotoSize…])``; every ``tg://photo?id=X`` must name one of the right kind.
+    """
+
+    def __init__(self, media: dict[str, tuple[str, Any]]) -> None:
+        self.media = media
+        self.used_media: set[str] = set()
+        self.chars = 0
+        self.stack = [_RichFrame("root")]
+        self.inline: list[str] = []
+        self.images: list[tuple[str, str]] = []  # (url, title) of the current paragraph
+        self.math: list[str] = []
+        self.in_image = 0
+        self.table: list[list[dict[str, Any]]] | None = None
+        self.row: list[dict[str, Any]] = []
+        self.aligns: list[str] = []
+        self.heading_level = 1
+        self.code_language: str | None = None
+
+    def parse(self, markdown: str) -> list[dict[str, Any]]:
+        import pyromark
+
+        for event in pyromark.events(markdown, options=_rich_options()):
+            self._event(event)
+        while len(self.stack) > 1:  # an unclosed <details> ends with the message
+            self._close_frame()
+        blocks = self.stack[0].blocks
+        if not blocks:
+            raise _bad("RICH_MESSAGE_CONTENT_REQUIRED")
+        if self.chars > RICH_MAX_CHARS:
+            raise _bad("RICH_MESSAGE_TEXT_TOO_LONG")
+        if _count_blocks(blocks) > RICH_MAX_BLOCKS:
+            raise _bad("RICH_MESSAGE_BLOCKS_TOO_MANY")
+        return blocks
+
+    # ---- building ---------------------------------------------------------------------------
+
+    def _add(self, block: dict[str, Any]) -> None:
+        self.stack[-1].blocks.append(block)
+
+    def _text(self) -> str:
+        text, self.inline = "".join(self.inline).strip(), []
+        self.chars += len(text)
+        return text
+
+    def _push(self, kind: str, **extra: Any) -> None:
+        if len(self.stack) > RICH_MAX_DEPTH:
+            raise _bad("RICH_MESSAGE_NESTING_TOO_DEEP")
+        self.stack.append(_RichFrame(kind, **extra))
+
+    def _close_frame(self) -> None:
+        self._flush_inline()
+        frame = self.stack.pop()
+        extra = frame.extra
+        if frame.kind == "details":
+            block = {"type": "details", "summary": extra["summary"], "blocks": frame.blocks}
+            if extra["open"]:
+                block["is_open"] = True
+            self._add(block)
+        elif frame.kind == "blockquote":
+            self._add({"type": "blockquote", "blocks": frame.blocks})
+        elif frame.kind == "item":
+            self.stack[-1].extra["items"].append(frame.blocks)
+        elif frame.kind == "list":
+            start = extra["start"]
+            items = [
+                {"label": "•" if start is None else f"{start + i}.", "blocks": blocks}
+                for i, blocks in enumerate(extra["items"])
+            ]
+            self._add({"type": "list", "items": items})
+
+    def _flush_inline(self) -> None:
+        """Text outside a paragraph (tight list items): a paragraph of its own."""
+        if self.inline and "".join(self.inline).strip():
+            self._add({"type": "paragraph", "text": self._text()})
+        self.inline = []
+        self._flush_images()
+
+    def _flush_images(self) -> None:
+        for url, title in self.images:
+            self._add(self._media_block(url, title))
+        self.images = []
+
+    def _media_block(self, url: str, title: str) -> dict[str, Any]:
+        match = _TG_MEDIA_URL.fullmatch(url)
+        if match is None:  # an ordinary image link: Telegram shows it as a link
+            return {"type": "paragraph", "text": title or url}
+        kind, media_id = match["kind"], match["id"]
+        found = self.media.get(media_id)
+        if found is None:
+            raise _bad("RICH_MESSAGE_MEDIA_NOT_FOUND")
+        if found[0] != kind:
+            raise _bad("RICH_MESSAGE_MEDIA_TYPE_INVALID")
+        self.used_media.add(media_id)
+        block: dict[str, Any] = {"type": kind, kind: found[1]}
+        if title:
+            block["caption"] = {"text": title}
+            self.chars += len(title)
+        return block
+
+    def _event(self, event: Any) -> None:
+        if isinstance(event, str):
+            event = {event: None}
+        ((name, value),) = event.items()
+        if name == "Start":
+            self._start(value)
+        elif name == "End":
+            self._end(value if isinstance(value, str) else next(iter(value)))
+        elif name in ("Text", "Code"):
+            if not self.in_image:
+                self.inline.append(value)
+        elif name == "InlineMath":
+            self.inline.append(value)
+        elif name == "DisplayMath":
+            self.math.append(value)
+            self.inline.append(value)
+        elif name in ("SoftBreak",):
+            self.inline.append(" ")
+        elif name == "HardBreak":
+            self.inline.append("\n")
+        elif name == "InlineHtml":
+            pass
+        elif name == "Html":
+            self._html(value)
+        elif name == "Rule":
+            self._add({"type": "divider"})
+        elif name == "TaskListMarker":
+            self.inline.append("☑ " if value else "☐ ")
+
+    def _start(self, tag: Any) -> None:
+        kind = tag if isinstance(tag, str) else next(iter(tag))
+        value = None if isinstance(tag, str) else tag[kind]
+        if kind in ("Paragraph", "Heading", "TableCell"):
+            self._flush_inline()
+            self.math = []
+            if kind == "Heading":
+                self.heading_level = int(str(value["level"]).lstrip("H"))
+        elif kind == "CodeBlock":
+            self._flush_inline()
+            fenced = value.get("Fenced") if isinstance(value, dict) else None
+            self.code_language = fenced or None
+        elif kind == "Image":
+            self.in_image += 1
+            self.images.append((value["dest_url"], value.get("title") or ""))
+        elif kind == "Table":
+            self._flush_inline()
+            self.aligns = [str(a).lower() for a in value]
+            if len(self.aligns) > RICH_MAX_COLUMNS:
+                raise _bad("RICH_MESSAGE_TABLE_TOO_WIDE")
+            self.table = []
+        elif kind in ("TableHead", "TableRow"):
+            self.row = []
+        elif kind == "List":
+            self._flush_inline()
+            self._push("list", start=value, items=[])
+        elif kind == "Item":
+            self._push("item")
+        elif kind == "BlockQuote":
+            self._flush_inline()
+            self._push("blockquote")
+
+    def _end(self, kind: str) -> None:
+        if kind == "Paragraph":
+            text = "".join(self.inline).strip()
+            if self.math and text == "".join(self.math).strip():
+                self.inline = []
+                for expression in self.math:
+                    self.chars += len(expression)
+                    self._add({"type": "mathematical_expression", "expression": expression})
+            elif text:
+                self._add({"type": "paragraph", "text": self._text()})
+            self.inline = []
+            self._flush_images()
+        elif kind == "Heading":
+            text = self._text()
+            if not text:
+                raise _bad("RICH_MESSAGE_CONTENT_REQUIRED")
+            self._add({"type": "heading", "text": text, "size": self.heading_level})
+        elif kind == "CodeBlock":
+            code = "".join(self.inline)
+            self.inline = []
+            self.chars += len(code)
+            block = {"type": "pre", "text": code.removesuffix("\n")}
+            if self.code_language:
+                block["language"] = self.code_language
+            self._add(block)
+        elif kind == "Image":
+            self.in_image -= 1
+        elif kind == "TableCell":
+            column = len(self.row)
+            align = self.aligns[column] if column < len(self.aligns) else "none"
+            cell = {"text": self._text(), "align": align if align != "none" else "left"}
+            cell["valign"] = "middle"
+            self.row.append(cell)
+        elif kind == "TableHead":
+            for cell in self.row:
+                cell["is_header"] = True
+            assert self.table is not None
+            self.table.append(self.row)
+        elif kind == "TableRow":
+            assert self.table is not None
+            self.table.append(self.row)
+        elif kind == "Table":
+            self._add({"type": "table", "cells": self.table or [], "is_bordered": True})
+            self.table = None
+        elif kind in ("Item", "List", "BlockQuote"):
+            self._close_frame()
+
+    def _html(self, html_text: str) -> None:
+        opened = _DETAILS_OPEN.match(html_text)
+        if opened is not None:
+            self._flush_inline()
+            summary = _TAG.sub("", opened["summary"] or "").strip() or "Details"
+            self.chars += len(summary)
+            self._push("details", summary=summary, open=bool(opened["open"]))
+            rest = opened["rest"]
+            closes = "</details>" in rest.lower()
+            inner = _TAG.sub("", rest).strip()
+            if inner:
+                self.chars += len(inner)
+                self._add({"type": "paragraph", "text": inner})
+            if closes:
+                self._close_frame()
+            return
+        if html_text.strip().lower().startswith("</details>"):
+            if self.stack[-1].kind == "details":
+                self._close_frame()
+            return
+        # Markdown is not parsed inside other block HTML: its text stands as it is.
+        text = _TAG.sub("", html_text).strip()
+        if text:
+            self.chars += len(text)
+            self._add({"type": "paragraph", "text": text})
+
+
+def _count_blocks(blocks: list[dict[str, Any]]) -> int:
+    """Blocks as Telegram counts them: list items, table rows and quotes count too."""
+    total = 0
+    for block in blocks:
+        total += 1
+        if block["type"] == "table":
+            total += len(block["cells"])
+        elif block["type"] == "list":
+            total += sum(1 + _count_blocks(item["blocks"]) for item in block["items"])
+        elif block["type"] in ("details", "blockquote"):
+            total += _count_blocks(block["blocks"])
+    return total
+
+
+def rich_plain_text(blocks: list[dict[str, Any]]) -> str:
+    """The text of rich blocks, one block a line (for searching a sent rich message)."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block["type"]
+        if kind in ("paragraph", "heading", "pre"):
+            lines.append(block["text"])
+        elif kind == "mathematical_expression":
+            lines.append(block["expression"])
+        elif kind == "table":
+            lines += [" | ".join(c.get("text", "") for c in row) for row in block["cells"]]
+        elif kind == "list":
+            for item in block["items"]:
+                lines.append(item["label"] + " " + rich_plain_text(item["blocks"]))
+        elif kind == "details":
+            lines.append(block["summary"])
+            lines.append(rich_plain_text(block["blocks"]))
+        elif kind == "blockquote":
+            lines.append(rich_plain_text(block["blocks"]))
+        elif "caption" in block:
+            lines.append(block["caption"]["text"])
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
 # The world
 
 
@@ -874,6 +1197,7 @@ class StoredMessage:
     media: dict[str, Any] = field(default_factory=dict)  # e.g. {"photo": [...]} or {"document": {}}
     media_group_id: str | None = None
     service: dict[str, Any] = field(default_factory=dict)  # e.g. {"forum_topic_created": {...}}
+    rich: dict[str, Any] | None = None  # a rich message: {"blocks": [...]} (and no text)
     edit_date: int | None = None
     deleted: bool = False
     delivered: bool = False  # did the bot get an update for it (user messages)
@@ -885,6 +1209,8 @@ class StoredMessage:
 
     @property
     def content(self) -> str:
+        if self.rich is not None:
+            return rich_plain_text(self.rich["blocks"])
         return self.text or self.caption or ""
 
     @property
@@ -914,6 +1240,8 @@ class StoredMessage:
             if self.entities:
                 data["entities"] = self.entities
         data.update(self.media)
+        if self.rich is not None:
+            data["rich_message"] = self.rich
         if self.caption:
             data["caption"] = self.caption
             if self.caption_entities:
@@ -1036,6 +1364,8 @@ class Draft:
     text: str
     entities: list[dict[str, Any]]
     thread_id: int | None
+    can_stop: bool = False
+    at: float = 0.0  # time.monotonic() when Telegram took it
 
 
 @dataclass(frozen=True)
@@ -1246,6 +1576,9 @@ class TelegramFake:
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.reactions: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self.drafts: list[Draft] = []
+        self.drafts_after_stop: list[Draft] = []  # sent with a draft id the user had stopped
+        self._live_drafts: dict[tuple[int, int | None], Draft] = {}  # (chat, thread) → shown
+        self._stopped_drafts: set[tuple[int, int]] = set()
         self.flood_refusals: list[FloodEvent] = []
         self.flood_violations: list[FloodEvent] = []
         self.general_topic_attempts: list[ApiCall] = []
@@ -1292,6 +1625,7 @@ class TelegramFake:
             "sendmediagroup": self._send_media_group,
             "sendchataction": self._send_chat_action,
             "sendmessagedraft": self._send_message_draft,
+            "sendrichmessage": self._send_rich_message,
             "answercallbackquery": self._answer_callback_query,
             "setmycommands": self._set_my_commands,
             "getmycommands": self._get_my_commands,
@@ -1508,6 +1842,25 @@ class TelegramFake:
         )
         return press
 
+    def stop_generation(
+        self, chat: Chat, draft_id: int | None = None, *, thread_id: int | None = None
+    ) -> int:
+        """The user presses the stop button of the draft shown in the chat (or topic): Telegram
+        removes the draft and sends ``stopped_message_generation``. The button exists only on a
+        live draft sent with ``can_stop``; returns the stopped draft's id."""
+        draft = self.live_draft(chat, thread_id=thread_id)
+        if draft is None or (draft_id is not None and draft.draft_id != draft_id):
+            raise LookupError(f"no draft {draft_id or ''} is shown in chat {chat.id}")
+        if not draft.can_stop:
+            raise LookupError(f"draft {draft.draft_id} was sent without can_stop: no stop button")
+        del self._live_drafts[(chat.id, thread_id)]
+        self._stopped_drafts.add((chat.id, draft.draft_id))
+        payload: dict[str, Any] = {"chat": chat.to_api(), "draft_id": draft.draft_id}
+        if thread_id is not None:
+            payload["message_thread_id"] = thread_id
+        self._enqueue("stopped_message_generation", payload)
+        return draft.draft_id
+
     # ---- inspection ------------------------------------------------------------------------
 
     def calls_of(self, method: str) -> list[ApiCall]:
@@ -1527,6 +1880,31 @@ class TelegramFake:
             for m in chat.messages.values()
             if not m.deleted and (include_users or m.from_user == self.bot_user)
         ]
+
+    def live_draft(self, chat: Chat | int, *, thread_id: int | None = None) -> Draft | None:
+        """The draft the chat shows now: the last one sent, until the bot sends a message there,
+        the user stops it, or ``DRAFT_LIFETIME`` seconds pass."""
+        chat_id = chat if isinstance(chat, int) else chat.id
+        draft = self._live_drafts.get((chat_id, thread_id))
+        if draft is None or time.monotonic() - draft.at > DRAFT_LIFETIME:
+            return None
+        return draft
+
+    def rich_photos(self, message: StoredMessage) -> list[bytes]:
+        """The pictures embedded in a rich message, in the order they show."""
+
+        def walk(blocks: list[dict[str, Any]]) -> list[bytes]:
+            found: list[bytes] = []
+            for block in blocks:
+                if block["type"] == "photo":
+                    found.append(self._files[block["photo"][-1]["file_id"]].data)
+                for key in ("blocks",):
+                    found += walk(block.get(key, []))
+                for item in block.get("items", []):
+                    found += walk(item["blocks"])
+            return found
+
+        return walk((message.rich or {}).get("blocks", []))
 
     def edits_of(
         self, message: StoredMessage | int, chat: Chat | None = None
@@ -1605,6 +1983,8 @@ class TelegramFake:
             chat.members.setdefault(sender.id, "member")
         message = StoredMessage(chat, chat.next_message_id, sender, int(time.time()), **fields)
         chat.next_message_id += 1
+        if sender == self.bot_user:  # any message the bot sends removes its draft there
+            self._live_drafts.pop((chat.id, message.thread_id), None)
         message.versions.append(message.snapshot())
         chat.messages[message.message_id] = message
         self._signal.notify()
@@ -2276,8 +2656,70 @@ class TelegramFake:
                 raise _bad("message is too long")
             text, entities = parsed.text, parsed.entities
         self._charge(a, chat)
-        self.drafts.append(Draft(chat.id, draft_id, text, entities, thread_id))
+        draft = Draft(
+            chat.id, draft_id, text, entities, thread_id, a.flag("can_stop"), time.monotonic()
+        )
+        self.drafts.append(draft)
+        if (chat.id, draft_id) in self._stopped_drafts:
+            self.drafts_after_stop.append(draft)
+        self._live_drafts[(chat.id, thread_id)] = draft
+        self._signal.notify()
         return True
+
+    def _send_rich_message(self, a: _Args) -> dict[str, Any]:
+        chat = self._chat(a)
+        reply_to = self._reply_target(a, chat)
+        thread_id = self._thread(a, chat, reply_to)
+        rich = a.json("rich_message")
+        if not isinstance(rich, dict):
+            raise _bad('parameter "rich_message" is required')
+        given = [k for k in ("markdown", "html", "blocks") if rich.get(k)]
+        if len(given) != 1:
+            raise _bad("RICH_MESSAGE_CONTENT_REQUIRED")
+        if given != ["markdown"]:
+            raise NotImplementedError("the fake models rich messages given as markdown only")
+        markdown = str(rich["markdown"])
+        media = rich.get("media") or []
+        if not isinstance(media, list) or len(media) > RICH_MAX_MEDIA:
+            raise _bad("RICH_MESSAGE_MEDIA_TOO_MANY")
+        uploads: dict[str, tuple[str, _Input]] = {}
+        for item in media:
+            media_id = str(item.get("id", "")) if isinstance(item, dict) else ""
+            if not _RICH_MEDIA_ID.fullmatch(media_id) or media_id in uploads:
+                raise _bad("RICH_MESSAGE_MEDIA_ID_INVALID")
+            described = item.get("media") or {}
+            kind = described.get("type") if isinstance(described, dict) else None
+            if kind not in ("photo", "video", "document", "audio"):
+                raise _bad("RICH_MESSAGE_MEDIA_INVALID")
+            uploads[media_id] = (kind, self._input_file(a, described.get("media"), "media"))
+        markup = self._markup(a)
+        stored: dict[str, tuple[str, Any]] = {}
+        for media_id, (kind, upload) in uploads.items():
+            if kind == "photo":
+                width, height = (
+                    (1, 1) if upload.data is None else self._photo_dimensions(upload.data)
+                )
+                file = upload.stored or self._store_file(
+                    upload.data or b"", "photos", upload.filename, "image/jpeg"
+                )
+                stored[media_id] = (kind, self._photo_sizes(file, width, height))
+            else:  # kept as documents, like album videos and audio
+                self._check_document(upload)
+                file = upload.stored or self._store_file(
+                    upload.data or b"", "documents", upload.filename, upload.mime_type
+                )
+                stored[media_id] = (kind, self._document_api(file))
+        blocks = RichMarkdown(stored).parse(markdown)
+        self._charge(a, chat)
+        message = self._new_message(
+            chat,
+            self.bot_user,
+            rich={"blocks": blocks},
+            reply_markup=markup,
+            thread_id=thread_id,
+            reply_to=reply_to,
+        )
+        return message.to_api()
 
     def _answer_callback_query(self, a: _Args) -> bool:
         query_id = a.text("callback_query_id") or ""

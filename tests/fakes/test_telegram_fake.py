@@ -33,8 +33,11 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     InputMediaDocument,
     InputMediaPhoto,
+    InputRichMessage,
+    InputRichMessageMedia,
     Message,
     MessageEntity,
+    MessageGenerationStopped,
     ReplyParameters,
 )
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
@@ -554,3 +557,188 @@ async def test_webhook_delivery_with_secret_token_and_reply_in_response(
     finally:
         await bot.delete_webhook()
         await runner.cleanup()
+
+
+# ---- drafts and rich messages ----------------------------------------------------------------
+
+
+async def test_drafts_are_private_only_limited_and_removed_by_the_next_message(
+    tg: TelegramFake, bot: Bot
+) -> None:
+    ann = tg.user("Ann")
+    chat = tg.private_chat(ann)
+    group = tg.group(members=[ann])
+
+    assert await bot.send_message_draft(chat.id, 7, text="", can_stop=True)  # "Thinking…"
+    assert await bot.send_message_draft(chat.id, 7, text="<b>Half</b> an answer", parse_mode="HTML")
+    shown = tg.live_draft(chat)
+    assert shown is not None
+    assert (shown.draft_id, shown.text, shown.can_stop) == (7, "Half an answer", False)
+    assert shown.entities == [{"type": "bold", "offset": 0, "length": 4}]
+
+    with pytest.raises(TelegramBadRequest, match="TEXTDRAFT_PEER_INVALID"):
+        await bot.send_message_draft(group.id, 7, text="in a group")
+    with pytest.raises(TelegramBadRequest, match="draft_id must be non-zero"):
+        await bot.send_message_draft(chat.id, 0, text="zero")
+    with pytest.raises(TelegramBadRequest, match="message is too long"):
+        await bot.send_message_draft(chat.id, 7, text="x" * 4097)
+
+    await bot.send_message(chat.id, "The answer")
+    assert tg.live_draft(chat) is None
+    assert [d.text for d in tg.drafts] == ["", "Half an answer"]
+
+
+async def test_the_stop_button_sends_stopped_message_generation_when_asked_for(
+    tg: TelegramFake, bot: Bot
+) -> None:
+    ann = tg.user("Ann")
+    chat = tg.private_chat(ann)
+    stopped: list[tuple[int, int]] = []
+    dp = Dispatcher()
+
+    @dp.stopped_message_generation()
+    async def on_stop(update: MessageGenerationStopped) -> None:
+        stopped.append((update.chat.id, update.draft_id))
+
+    await bot.send_message_draft(chat.id, 5, text="no button")
+    with pytest.raises(LookupError, match="without can_stop"):
+        tg.stop_generation(chat)
+    await bot.send_message_draft(chat.id, 5, text="growing", can_stop=True)
+    async with polling(dp, bot, tg):
+        assert "stopped_message_generation" in tg.polls[0].params["allowed_updates"]
+        assert tg.stop_generation(chat) == 5
+        await tg.wait_for(lambda: stopped)
+    assert stopped == [(chat.id, 5)]
+    assert tg.live_draft(chat) is None
+    with pytest.raises(LookupError, match="no draft"):
+        tg.stop_generation(chat)
+    await bot.send_message_draft(chat.id, 5, text="too late")
+    assert [d.text for d in tg.drafts_after_stop] == ["too late"]
+
+
+async def test_stopped_generation_is_not_delivered_unless_allowed(
+    tg: TelegramFake, bot: Bot
+) -> None:
+    ann = tg.user("Ann")
+    chat = tg.private_chat(ann)
+    await bot.send_message_draft(chat.id, 9, text="x", can_stop=True)
+    tg.stop_generation(chat)
+    assert await bot.get_updates(timeout=0) == []
+    assert [next(k for k in u if k != "update_id") for u in tg.dropped_updates] == [
+        "stopped_message_generation"
+    ]
+
+
+async def test_a_draft_or_rich_send_can_be_made_to_fail(tg: TelegramFake, bot: Bot) -> None:
+    chat = tg.private_chat(tg.user())
+    tg.refuse_next("sendMessageDraft", "TEXTDRAFT_PEER_INVALID")
+    tg.refuse_next("sendRichMessage", "RICH_MESSAGE_RICH_TEXT_INVALID")
+    with pytest.raises(TelegramBadRequest, match="TEXTDRAFT_PEER_INVALID"):
+        await bot.send_message_draft(chat.id, 1, text="a")
+    with pytest.raises(TelegramBadRequest, match="RICH_MESSAGE_RICH_TEXT_INVALID"):
+        await bot.send_rich_message(chat.id, InputRichMessage(markdown="# Hi"))
+    assert await bot.send_message_draft(chat.id, 1, text="a")
+
+
+RICH_ANSWER = """# Revenue by region
+
+East leads; see **chart.png** below.
+
+| Region | Revenue |
+|:-------|--------:|
+| East   | 2500    |
+| West   | 1940    |
+
+![](tg://photo?id=chart1 "chart.png")
+
+$$\\sum_i r_i = 5260$$
+
+<details><summary>Step 1 code</summary>
+
+```python
+print(df.revenue.sum())
+```
+
+</details>
+"""
+
+
+async def test_rich_markdown_becomes_blocks_with_the_attached_photos(
+    tg: TelegramFake, bot: Bot
+) -> None:
+    chat = tg.private_chat(tg.user())
+    picture = png(320, 240)
+    sent = await bot.send_rich_message(
+        chat.id,
+        InputRichMessage(
+            markdown=RICH_ANSWER,
+            media=[
+                InputRichMessageMedia(
+                    id="chart1", media=InputMediaPhoto(media=BufferedInputFile(picture, "c.png"))
+                )
+            ],
+        ),
+    )
+    assert sent.text is None
+    assert sent.rich_message is not None
+    kinds = [b.type for b in sent.rich_message.blocks]
+    assert kinds == ["heading", "paragraph", "table", "photo", "mathematical_expression", "details"]
+    table = sent.rich_message.blocks[2]
+    assert [[c.text for c in row] for row in table.cells] == [
+        ["Region", "Revenue"],
+        ["East", "2500"],
+        ["West", "1940"],
+    ]
+    assert table.cells[0][0].is_header
+    assert table.cells[1][1].align == "right"
+    details = sent.rich_message.blocks[5]
+    assert details.summary == "Step 1 code"
+    assert [(b.type, b.text, b.language) for b in details.blocks] == [
+        ("pre", "print(df.revenue.sum())", "python")
+    ]
+    [stored] = tg.messages(chat)
+    assert tg.rich_photos(stored) == [picture]
+    assert "East | 2500" in stored.content
+
+
+@pytest.mark.parametrize(
+    ("markdown", "media", "error"),
+    [
+        ("", 0, "RICH_MESSAGE_CONTENT_REQUIRED"),
+        ("#\n\ntext", 0, "RICH_MESSAGE_CONTENT_REQUIRED"),
+        ("x" * 32769, 0, "RICH_MESSAGE_TEXT_TOO_LONG"),
+        ("\n".join(f"- item {i}" for i in range(300)), 0, "RICH_MESSAGE_BLOCKS_TOO_MANY"),
+        ("|" + "c|" * 21 + "\n|" + "-|" * 21 + "\n", 0, "RICH_MESSAGE_TABLE_TOO_WIDE"),
+        ("![](tg://photo?id=missing)", 1, "RICH_MESSAGE_MEDIA_NOT_FOUND"),
+        ("text", 51, "RICH_MESSAGE_MEDIA_TOO_MANY"),
+    ],
+)
+async def test_rich_messages_keep_telegrams_limits(
+    tg: TelegramFake, bot: Bot, markdown: str, media: int, error: str
+) -> None:
+    chat = tg.private_chat(tg.user())
+    picture = png(10, 10)
+    items = [
+        InputRichMessageMedia(
+            id=f"m{i}", media=InputMediaPhoto(media=BufferedInputFile(picture, f"{i}.png"))
+        )
+        for i in range(media)
+    ]
+    with pytest.raises(TelegramBadRequest, match=error):
+        await bot.send_rich_message(
+            chat.id, InputRichMessage(markdown=markdown, media=items or None)
+        )
+    assert tg.messages(chat) == []
+
+
+async def test_rich_media_ids_must_be_well_formed(tg: TelegramFake, bot: Bot) -> None:
+    chat = tg.private_chat(tg.user())
+    photo = InputMediaPhoto(media=BufferedInputFile(png(10, 10), "a.png"))
+    with pytest.raises(TelegramBadRequest, match="RICH_MESSAGE_MEDIA_ID_INVALID"):
+        await bot.send_rich_message(
+            chat.id,
+            InputRichMessage(
+                markdown="![](tg://photo?id=a.b)",
+                media=[InputRichMessageMedia(id="a.b", media=photo)],
+            ),
+        )

@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from bot.storage import (
     DATASET_SCOPE,
+    FOLLOW_UPS_KEPT,
     ActiveAnalysis,
+    FollowUps,
     QuotaCheck,
     Store,
     StoredFile,
@@ -189,6 +191,46 @@ async def test_language(store: Store) -> None:
     await store.set_language(42, "ru")
     assert await store.get_language(42) == "ru"
     assert await store.get_language(43) == "ru"
+
+
+async def test_chat_settings(open_new_store: StoreFactory) -> None:
+    store = await open_new_store()
+    assert await store.get_chat_settings(-100) == {}
+    await store.set_chat_setting(-100, "language", "ru")
+    await store.set_chat_setting(-100, "code_file", "off")
+    await store.set_chat_setting(-100, "code_file", "on")
+    await store.set_chat_setting(5, "rich", "on")
+    assert await store.get_chat_settings(-100) == {"language": "ru", "code_file": "on"}
+    await store.set_chat_setting(-100, "language", None)  # back to the default
+    await store.set_chat_setting(-100, "missing", None)
+    # another process sees them; a reset of the chat's data keeps them
+    other = await open_new_store()
+    await other.reset_chat(-100)
+    assert await other.get_chat_settings(-100) == {"code_file": "on"}
+    assert await other.get_chat_settings(5) == {"rich": "on"}
+
+
+async def test_follow_ups(open_new_store: StoreFactory) -> None:
+    store = await open_new_store()
+    first = FollowUps(1, "a1", ("Как по месяцам?", "Which region grows fastest?"))
+    await store.set_follow_ups(first)
+    await store.set_follow_ups(FollowUps(2, "a1", ("Other chat?",)))
+    assert await store.get_follow_ups(1, "a1") == first
+    assert await store.get_follow_ups(1, "nope") is None
+    assert (await store.get_follow_ups(2, "a1")).questions == ("Other chat?",)  # type: ignore[union-attr]
+    await store.set_follow_ups(FollowUps(1, "a1", ("Replaced",)))
+    other = await open_new_store()
+    assert (await other.get_follow_ups(1, "a1")).questions == ("Replaced",)  # type: ignore[union-attr]
+    # only the newest sets of a chat are kept
+    for n in range(FOLLOW_UPS_KEPT):
+        await store.set_follow_ups(FollowUps(1, f"b{n}", (f"q{n}",)))
+    assert await store.get_follow_ups(1, "a1") is None
+    assert await store.get_follow_ups(1, "b0") is not None
+    assert await store.get_follow_ups(1, f"b{FOLLOW_UPS_KEPT - 1}") is not None
+    # a reset forgets them, in that chat only
+    await store.reset_chat(1)
+    assert await store.get_follow_ups(1, "b0") is None
+    assert await store.get_follow_ups(2, "a1") is not None
 
 
 async def test_idle_chats(store: Store) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from bot.tabular import inspect_table_async
@@ -185,13 +186,16 @@ def test_types_come_from_all_rows_not_only_the_first(write_file: WriteFile) -> N
     assert dtypes(info) == {"id": "int", "value": "float", "code": "text"}
 
 
-def test_header_names_empty_and_duplicated(write_file: WriteFile) -> None:
-    text = ",name,name, ,name_2,value\n1,a,b,c,d,2\n"
-    info = inspect(write_file("names.csv", text))
+def test_header_names_empty_and_duplicated_are_named_as_pandas_names_them(
+    write_file: WriteFile,
+) -> None:
+    text = ",name,name, ,name_2,value,2024\n1,a,b,c,d,2,3\n"
+    path = write_file("names.csv", text)
+    info = inspect(path)
 
     names = [c.name for c in info.columns]
-    assert names == ["column_1", "name", "name_3", "column_4", "name_2", "value"]
-    assert len(set(names)) == len(names)
+    assert names == ["Unnamed: 0", "name", "name.1", " ", "name_2", "value", "2024"]
+    assert names == list(pd.read_csv(path).columns)
 
 
 def test_blank_lines_and_short_rows(write_file: WriteFile) -> None:

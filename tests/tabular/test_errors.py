@@ -95,12 +95,12 @@ def test_zip_that_is_not_a_workbook(write_file: WriteFile, tmp_path: Path) -> No
     assert refused(path) is TableErrorCode.BINARY
 
 
-def test_opendocument_spreadsheet_is_unsupported(tmp_path: Path) -> None:
+def test_broken_opendocument_spreadsheet_is_a_damaged_workbook(tmp_path: Path) -> None:
     path = tmp_path / "sheet.ods"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
         archive.writestr("content.xml", "<office:document-content/>")
-    assert refused(path) is TableErrorCode.UNSUPPORTED
+    assert refused(path) is TableErrorCode.CORRUPT_XLSX
 
 
 @pytest.mark.parametrize("name", ["old.xls", "old.csv", "old"])
@@ -139,21 +139,23 @@ def test_ragged_rows_are_not_tabular(write_file: WriteFile) -> None:
     assert refused(write_file("letter.csv", text)) is TableErrorCode.NOT_TABULAR
 
 
-def test_json_file_is_unsupported(write_file: WriteFile) -> None:
-    content = json.dumps([{"a": 1, "b": 2}, {"a": 3, "b": 4}], indent=2)
-    assert refused(write_file("data.json", content)) is TableErrorCode.UNSUPPORTED
-
-
 @pytest.mark.parametrize(
     "content",
     [
         json.dumps([{"a": 1, "b": 2}, {"a": 3, "b": 4}], indent=2),
-        json.dumps({"rows": [[1, 2], [3, 4]]}),
         '{"a": 1, "b": 2}\n{"a": 3, "b": 4}\n',
     ],
 )
-def test_json_content_named_csv_is_not_tabular(write_file: WriteFile, content: str) -> None:
+def test_json_content_named_csv_is_read_as_json(write_file: WriteFile, content: str) -> None:
+    info = inspect(write_file("data.csv", content))
+    assert info.kind in ("json", "ndjson")
+    assert info.rows == 2
+
+
+def test_json_without_a_table_named_csv_is_not_tabular(write_file: WriteFile) -> None:
+    content = json.dumps({"rows": [[1, 2], [3, 4]]})
     assert refused(write_file("data.csv", content)) is TableErrorCode.NOT_TABULAR
+    assert refused(write_file("data.json", content)) is TableErrorCode.CORRUPT_JSON
 
 
 def test_html_saved_as_xls_asks_for_xlsx_or_csv(write_file: WriteFile) -> None:
@@ -167,14 +169,14 @@ def test_sql_server_style_bracket_header_is_still_csv(write_file: WriteFile) -> 
     assert [c.name for c in info.columns] == ["[id]", "[name]"]
 
 
-@pytest.mark.parametrize("name", ["t.parquet", "t.feather", "t.pkl", "t.sqlite"])
+@pytest.mark.parametrize("name", ["t.feather", "t.pkl", "t.sqlite"])
 def test_other_data_formats_are_unsupported(write_file: WriteFile, name: str) -> None:
     assert refused(write_file(name, "a,b\n1,2\n")) is TableErrorCode.UNSUPPORTED
 
 
-def test_parquet_magic_is_unsupported(write_file: WriteFile) -> None:
+def test_broken_parquet_is_reported(write_file: WriteFile) -> None:
     data = b"PAR1" + bytes(range(200)) + b"PAR1"
-    assert refused(write_file("t.csv", data)) is TableErrorCode.UNSUPPORTED
+    assert refused(write_file("t.csv", data)) is TableErrorCode.CORRUPT_PARQUET
 
 
 def test_shift_jis_is_undecodable(write_file: WriteFile) -> None:

@@ -49,7 +49,7 @@ def test_first_non_empty_sheet_with_types(tmp_path: Path) -> None:
 
     assert info.kind == "xlsx"
     assert info.sheet == "Sales"
-    assert info.extra_sheets == 1  # "Notes"; the empty "Cover" and "Blank" do not count
+    assert info.extra_sheets == 0  # "Notes" holds one value, no table; "Cover", "Blank" none
     assert info.encoding is None
     assert info.delimiter is None
     assert info.rows == 8  # 7 data rows + the "late note" row; the empty row 11 is skipped
@@ -61,8 +61,8 @@ def test_first_non_empty_sheet_with_types(tmp_path: Path) -> None:
         "paid": "bool",
         "city": "text",
         "comment": "text",
-        "column_8": "empty",
-        "id_2": "int",
+        "Unnamed: 9": "empty",  # as pandas names it: column J of the sheet
+        "id.1": "int",
     }
     assert info.sample[0] == [
         "1",
@@ -183,12 +183,12 @@ def test_binary_junk_named_xlsx_is_corrupt(write_file: WriteFile, content: bytes
     assert refused(write_file("junk.xlsx", content)) is TableErrorCode.CORRUPT_XLSX
 
 
-def test_xlsb_is_unsupported(tmp_path: Path) -> None:
+def test_broken_xlsb_is_a_damaged_workbook(tmp_path: Path) -> None:
     path = tmp_path / "b.xlsb"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("xl/workbook.bin", b"\x00\x01")
 
-    assert refused(path) is TableErrorCode.UNSUPPORTED
+    assert refused(path) is TableErrorCode.CORRUPT_XLSX
 
 
 def test_extra_sheets_count_only_sheets_with_values(tmp_path: Path) -> None:
@@ -200,16 +200,23 @@ def test_extra_sheets_count_only_sheets_with_values(tmp_path: Path) -> None:
     styled = workbook.create_sheet("R&D")
     styled["B2"].font = Font(bold=True)  # a formatted cell without a value
     numbers = workbook.create_sheet("Numbers")
-    numbers["C5"] = 3.5
+    numbers["C5"] = "x"
+    numbers["D5"] = "y"
+    numbers["C6"] = 3.5
+    numbers["D6"] = 4
     texts = workbook.create_sheet("Texts & notes")
-    texts["A1"] = "hello"
+    texts["A1"] = "hello"  # a lone value: no table
     path = tmp_path / "many.xlsx"
     workbook.save(path)
 
     info = inspect(path)
 
     assert info.sheet == "Data"
-    assert info.extra_sheets == 2  # "Numbers" and "Texts & notes"
+    assert info.extra_sheets == 1
+    (numbers_info,) = info.others
+    assert numbers_info.sheet == "Numbers"
+    assert [(c.name, c.dtype) for c in numbers_info.columns] == [("x", "float"), ("y", "int")]
+    assert numbers_info.skip_rows == 4
 
 
 def test_only_a_hidden_sheet_holds_data(tmp_path: Path) -> None:

@@ -52,3 +52,13 @@ def test_answer_preview_drops_markdown_markup() -> None:
     assert "East leads" in rendered
     assert "**" not in rendered
     assert "sandbox:" not in rendered
+
+
+def test_code_stays_out_when_the_chat_turned_it_off() -> None:
+    view = ProgressView(translator("en"), show_code=False)
+    view.apply(CodeStepStarted(step=1))
+    view.apply(CodeDelta(step=1, delta="secret_sauce = 1", code="secret_sauce = 1"))
+    text = view.render()
+    assert "Writing code (step 1)" in text
+    assert "secret_sauce" not in text
+    assert "<pre>" not in text

@@ -10,33 +10,17 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiohttp import ClientError
 
-from bot.services.files import AddedFile, ChatBusy, ChatFiles, FileRejected, RejectReason
-from bot.tabular import TableError, format_preview
+from bot.services.files import ChatBusy, ChatFiles, FileRejected, RejectReason
+from bot.tabular import TableError
 from bot.telegram import keyboards
 from bot.telegram.callbacks import RemoveFileCb, ResetCb
 from bot.telegram.flow import Analyst, Asker, is_group
 from bot.telegram.i18n import Translator
 from bot.telegram.middlewares import ButtonAnswer
+from bot.telegram.preview import added_text
 from bot.telegram.render import format_size
 
 log = logging.getLogger(__name__)
-
-
-def added_text(t: Translator, added: AddedFile, count: int) -> str:
-    record = added.record
-    text = t(
-        "file-added",
-        name=record.original_name,
-        rows=record.rows,
-        cols=len(record.columns),
-        size=format_size(t, record.size),
-        preview=format_preview(added.info),
-    )
-    if record.dataset_id is None and record.stored_name != record.original_name:
-        text = t("file-added-renamed", stored=record.stored_name) + "\n" + text
-    if count > 1:
-        text += "\n" + t("file-added-count", count=count)
-    return text
 
 
 def caption_question(message: Message, bot_username: str) -> str | None:

@@ -10,7 +10,7 @@ from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, MessageGenerationStopped
 
 from bot.services.analysis import AnalysisService
 from bot.telegram.callbacks import AskCb, CancelCb
@@ -81,6 +81,12 @@ async def cancel_button(
             await query.message.edit_text(t("progress-cancelled"))
 
 
+async def generation_stopped(update: MessageGenerationStopped, analyst: Analyst) -> None:
+    """Telegram's stop button under a streamed answer: like ⏹ Cancel (the progress message
+    then says so; the button itself gives no feedback to answer)."""
+    await analyst.stop_generation(update.chat.id, update.draft_id)
+
+
 async def example_question(
     query: CallbackQuery,
     callback_data: AskCb,
@@ -127,6 +133,8 @@ def create_router() -> Router:
     router.message.register(analyze, Command("analyze"))
     router.message.register(cancel_command, Command("cancel"))
     router.callback_query.register(cancel_button, CancelCb.filter())
+    # Registering it puts stopped_message_generation into allowed_updates (polling and webhook).
+    router.stopped_message_generation.register(generation_stopped)
     router.callback_query.register(example_question, AskCb.filter())
     router.message.register(
         text_question, F.chat.type == ChatType.PRIVATE, F.text, ~F.text.startswith("/")

@@ -12,13 +12,13 @@ cmd-language = Change language
 ## Start and help
 welcome =
     👋 <b>I analyse data for you.</b>
-    Send me a <b>CSV</b> or <b>XLSX</b> file (or pick a sample dataset below) and ask a question in plain words, for example: <i>“find outliers in sales by region and plot them”</i>.
+    Send me a table — <b>CSV</b>, <b>Excel</b> (XLSX, XLS, XLSB), <b>ODS</b>, <b>JSON</b> or <b>Parquet</b> (or pick a sample dataset below) and ask a question in plain words, for example: <i>“find outliers in sales by region and plot them”</i>.
     I write and run Python code in an isolated cloud sandbox and reply with findings, charts and files. Follow-up questions keep the context.
     /help — commands, limits and group usage
 welcome-datasets = Sample datasets:
 help =
     <b>How it works</b>
-    1. Send a CSV/TSV (any delimiter; UTF-8, CP1251, Latin-1) or an XLSX file, or pick a sample with /dataset.
+    1. Send a CSV/TSV (any delimiter; UTF-8, CP1251, Latin-1; title lines and totals are fine), an Excel (XLSX, XLS, XLSB) or ODS workbook, JSON/NDJSON or Parquet, or pick a sample with /dataset.
     2. Ask a question. In a private chat just write it; everywhere else use <code>/analyze your question</code>.
     3. Watch the progress message; the answer comes with charts as photos and tables as files. Ask follow-ups — I remember the conversation.
 
@@ -30,6 +30,7 @@ help =
     /reset — forget this chat's files and conversation
     /usage — your analyses today
     /language — English / Русский
+    /settings — this chat's answer language, rich answers, code file
 
     <b>Limits</b>
     Up to { $max_files } files and { $max_chat_mb } MB per chat; one file up to { $max_file_mb } MB. { $daily_quota } analyses per person per day. One analysis at a time per chat; an analysis stops after { $timeout_min } min. Files of chats unused for { $retention_days } days are deleted.
@@ -42,10 +43,35 @@ language-choose = Choose the language:
 language-set = Language: English 🇬🇧
 
 ## Files
-file-added =
-    📄 <b>{ $name }</b> — { $rows } × { $cols } ({ $size })
-    <pre>{ $preview }</pre>
-    Ask a question about it, or pick one:
+file-added = 📄 <b>{ $name }</b> — { $rows } × { $cols } ({ $size })
+file-added-ask = Ask a question about it, or pick one:
+file-note-converted = 🔁 Converted from { $format } to CSV for the analysis.
+file-note-sheet = 📑 Sheet «{ $sheet }»
+file-note-json-key = 🔑 The table is under the key «{ $field }»
+file-note-skipped = ⤵️ Skipped above the table: <i>{ $text }</i>
+file-note-blank = ⤵️ The table starts after { $count ->
+        [one] { $count } line
+       *[other] { $count } lines
+    }.
+file-note-footer = ✂️ Left out at the end (totals, notes): <i>{ $text }</i>
+file-note-flattened = 🧩 Nested fields became columns like <i>parent.child</i>; lists stay as text.
+file-columns = { $count ->
+        [one] Column:
+       *[other] Columns ({ $count }):
+    }
+file-column = { $index }. { $name } — { $type }
+file-columns-more = … and { $count } more
+file-flag-missing = { $share } empty
+file-flag-constant = one value throughout
+file-flag-mixed = mixed: mostly { $type }, some text
+file-flag-number-name = the name is a number
+file-other-sheets = { $count ->
+        [one] Another sheet:
+       *[other] Other sheets ({ $count }):
+    }
+file-other-sheet = «{ $sheet }» — { $rows } × { $cols }
+file-other-sheet-file = file { $file }
+file-other-sheet-left-out = not added: the chat's file limit is reached
 file-added-renamed = Saved as <code>{ $stored }</code>.
 file-duplicate = 📄 <b>{ $name }</b> is already in this chat — ask away.
 file-added-count = Files in this chat: { $count }. I'll use all of them; remove any with /files.
@@ -56,14 +82,19 @@ file-download-failed = ⚠️ I could not download <b>{ $name }</b> from Telegra
 file-error-empty = ⚠️ <b>{ $name }</b> is empty. Send a file with a header row and data.
 file-error-no_rows = ⚠️ <b>{ $name }</b> has a header but no data rows.
 file-error-binary = ⚠️ <b>{ $name }</b> is not a table (it looks like a binary file — an image, a PDF or an archive). Send a CSV or an XLSX file.
-file-error-old_excel = ⚠️ <b>{ $name }</b> is an old Excel .xls file. Open it in Excel or LibreOffice and save it as .xlsx or .csv, then send it again.
+file-error-old_excel = ⚠️ I could not read <b>{ $name }</b> as an Excel 97–2003 workbook — it may be damaged or an unusual export. Open it in Excel or LibreOffice, save it as .xlsx or .csv, and send it again.
 file-error-encrypted = ⚠️ <b>{ $name }</b> is password-protected. Save a copy without a password (or as .csv) and send it again.
 file-error-undecodable = ⚠️ I could not read the text of <b>{ $name }</b>: its encoding is not UTF-8, UTF-16, CP1251 or Latin-1. Save it as “CSV UTF-8” and send it again.
-file-error-not_tabular = ⚠️ <b>{ $name }</b> does not look like a table: I found no consistent columns. Send a CSV (comma, semicolon or tab separated) or an XLSX file.
-file-error-unsupported = ⚠️ I can't read <b>{ $name }</b>: I work with CSV, TSV and XLSX files.
+file-error-not_tabular = ⚠️ <b>{ $name }</b> does not look like a table: I found no consistent columns. Send a CSV (comma, semicolon or tab separated), an Excel or ODS workbook, JSON or Parquet.
+file-error-unsupported = ⚠️ I can't read <b>{ $name }</b>: I work with CSV/TSV, Excel (XLSX, XLS, XLSB), ODS, JSON/NDJSON and Parquet files.
 file-error-too_wide = ⚠️ <b>{ $name }</b> has too many columns for me (more than { $limit }).
-file-error-corrupt_xlsx = ⚠️ <b>{ $name }</b> looks like an Excel file but I could not open it — it may be damaged or password-protected. Save it again as .xlsx or .csv.
-files-empty = There are no files in this chat yet. Send a CSV/XLSX file or pick a sample with /dataset.
+file-error-too_large = ⚠️ <b>{ $name }</b> unpacks to more than I can read (too many cells or rows — or it is built to swell when opened). Send a smaller part of it, or the table as CSV.
+file-error-too_deep = ⚠️ <b>{ $name }</b> is nested too deeply for a table (JSON inside JSON, hundreds of levels). Send an array of records, or a CSV.
+file-error-line_too_long = ⚠️ <b>{ $name }</b> has a line of megabytes without a line break — that is not a table's row. Check the export (the line breaks may have been lost) and send it again.
+file-error-corrupt_json = ⚠️ I could not find a table in <b>{ $name }</b>: it is not valid JSON, or it holds no list of records. Send an array of objects (<code>[{"{"}"a": 1{"}"}, …]</code>), an object of columns, NDJSON (one object per line), or a CSV.
+file-error-corrupt_parquet = ⚠️ <b>{ $name }</b> looks like a Parquet file but I could not read it — it may be damaged or cut short. Export it again (or as CSV) and send it.
+file-error-corrupt_xlsx = ⚠️ <b>{ $name }</b> looks like a workbook (Excel or ODS) but I could not open it — it may be damaged or password-protected. Save it again as .xlsx or .csv.
+files-empty = There are no files in this chat yet. Send a CSV, Excel, ODS, JSON or Parquet file or pick a sample with /dataset.
 files-header = <b>Files in this chat</b> ({ $count }, { $total }):
 files-item = { $index }. <b>{ $name }</b> — { $rows } × { $cols }, { $size }
 files-item-dataset = { $index }. <b>{ $name }</b> — { $rows } × { $cols } (sample dataset)
@@ -72,9 +103,9 @@ file-removed = 🗑 <b>{ $name }</b> was removed.
 file-already-removed = This file is already gone.
 file-remove-busy = An analysis is running in this chat. Wait for it or cancel it (/cancel), then remove the file.
 no-files =
-    I need data first. Send me a <b>CSV</b> or <b>XLSX</b> file, or pick a sample dataset:
-no-files-group = I need data first: send a CSV or XLSX file to this group (with the caption <code>/analyze@{ $bot_username }</code> if I don't see it), or pick a sample with /dataset@{ $bot_username }.
-unsupported-content = Send me a CSV or XLSX file as a document, or ask a question about the files you've sent.
+    I need data first. Send me a <b>CSV</b>, <b>Excel</b>, <b>ODS</b>, <b>JSON</b> or <b>Parquet</b> file, or pick a sample dataset:
+no-files-group = I need data first: send a CSV, Excel, ODS, JSON or Parquet file to this group (with the caption <code>/analyze@{ $bot_username }</code> if I don't see it), or pick a sample with /dataset@{ $bot_username }.
+unsupported-content = Send me a CSV, Excel, ODS, JSON or Parquet file as a document, or ask a question about the files you've sent.
 
 ## Reset
 reset-confirm = Forget all { $count } files of this chat and the conversation? This can't be undone.
@@ -125,6 +156,7 @@ progress-writing-answer = 📝 Writing the answer…
 progress-done = ✅ Done in { $elapsed }
 progress-failed = ❌ The analysis failed after { $elapsed }
 progress-cancelled = ⏹ Cancelled
+progress-stopped = ⏹ Stopped: you pressed stop while the answer was being written. Ask again any time.
 progress-charts = 🖼 Charts: { $count }
 cancel-button = ⏹ Cancel
 elapsed-seconds = { $seconds } s
@@ -186,3 +218,42 @@ button-outdated = This button is outdated. Send the command again.
 size-bytes = { $value } B
 size-kb = { $value } KB
 size-mb = { $value } MB
+
+## Settings (/settings)
+settings-title = ⚙️ <b>Settings of this chat</b>
+settings-language = 🌐 Answer language: <b>{ $value }</b>
+settings-language-own = each person's own (/language)
+settings-rich = ✨ Rich answers: <b>{ $value }</b> — real tables and charts inside the answer. Telegram Web and the macOS app cannot show rich messages yet.
+settings-code-file = 🧾 Code file: <b>{ $value }</b> — analysis_code.py after each answer.
+settings-progress-code = 🧮 Code in progress: <b>{ $value }</b> — the progress message shows the code being written.
+settings-on = on
+settings-off = off
+settings-admins-only = In groups only the group's admins can change these.
+settings-button-language-own = 👥 Each person's
+settings-button-rich = ✨ Rich answers: { $value }
+settings-button-code-file = 🧾 Code file: { $value }
+settings-button-progress-code = 🧮 Code in progress: { $value }
+settings-saved = Saved
+settings-not-admin = Only the group's admins can change its settings.
+settings-failed = Could not save the setting. Try again in a minute.
+cmd-settings = Chat settings
+
+## Under an answer: follow-ups and the report
+report-button = 📄 Report
+report-gone = This report is no longer available (the chat was reset or its files expired).
+report-caption = 📄 The report: the question, the answer, charts, code and the data used. Opens in any browser, also offline.
+report-title = Analysis report
+report-question = Question
+report-answer = Answer
+report-charts = Charts
+report-files-made = Files
+report-steps = Steps of the analysis
+report-step = Step {"{"}n{"}"}
+report-code = Code
+report-output = Output
+report-no-output = No output.
+report-data = Data used
+report-rows-columns = {"{"}rows{"}"} rows × {"{"}columns{"}"} columns
+report-took = Time taken
+report-tokens = Tokens: {"{"}input{"}"} in, {"{"}output{"}"} out
+report-made = Made

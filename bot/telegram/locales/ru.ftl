@@ -12,13 +12,13 @@ cmd-language = Сменить язык
 ## Старт и помощь
 welcome =
     👋 <b>Я анализирую данные.</b>
-    Пришлите файл <b>CSV</b> или <b>XLSX</b> (или выберите пример данных ниже) и задайте вопрос обычными словами, например: <i>«найди выбросы в продажах по регионам и построй график»</i>.
+    Пришлите таблицу — <b>CSV</b>, <b>Excel</b> (XLSX, XLS, XLSB), <b>ODS</b>, <b>JSON</b> или <b>Parquet</b> (или выберите пример данных ниже) и задайте вопрос обычными словами, например: <i>«найди выбросы в продажах по регионам и построй график»</i>.
     Я пишу и запускаю код на Python в изолированной облачной песочнице и отвечаю выводами, графиками и файлами. Уточняющие вопросы сохраняют контекст.
     /help — команды, ограничения и работа в группах
 welcome-datasets = Примеры данных:
 help =
     <b>Как это работает</b>
-    1. Пришлите CSV/TSV (любой разделитель; UTF-8, CP1251, Latin-1) или XLSX — или выберите пример через /dataset.
+    1. Пришлите CSV/TSV (любой разделитель; UTF-8, CP1251, Latin-1; строки заголовка отчёта и «Итого» не мешают), книгу Excel (XLSX, XLS, XLSB) или ODS, JSON/NDJSON или Parquet — или выберите пример через /dataset.
     2. Задайте вопрос. В личном чате просто напишите его; в группах — <code>/analyze ваш вопрос</code>.
     3. Следите за сообщением о ходе работы; в ответ придут выводы, графики картинками и таблицы файлами. Задавайте уточняющие вопросы — я помню разговор.
 
@@ -30,6 +30,7 @@ help =
     /reset — забыть файлы и разговор этого чата
     /usage — ваши анализы за сегодня
     /language — English / Русский
+    /settings — язык ответов этого чата, расширенные ответы, файл с кодом
 
     <b>Ограничения</b>
     До { $max_files } файлов и { $max_chat_mb } МБ на чат; один файл — до { $max_file_mb } МБ. { $daily_quota } анализов на человека в день. В чате идёт один анализ за раз; анализ останавливается через { $timeout_min } мин. Файлы чатов, не использовавшихся { $retention_days } дней, удаляются.
@@ -42,10 +43,35 @@ language-choose = Выберите язык:
 language-set = Язык: русский 🇷🇺
 
 ## Файлы
-file-added =
-    📄 <b>{ $name }</b> — { $rows } × { $cols } ({ $size })
-    <pre>{ $preview }</pre>
-    Задайте вопрос или выберите готовый:
+file-added = 📄 <b>{ $name }</b> — { $rows } × { $cols } ({ $size })
+file-added-ask = Задайте вопрос или выберите готовый:
+file-note-converted = 🔁 Переведён из { $format } в CSV для анализа.
+file-note-sheet = 📑 Лист «{ $sheet }»
+file-note-json-key = 🔑 Таблица взята из ключа «{ $field }»
+file-note-skipped = ⤵️ Пропущено над таблицей: <i>{ $text }</i>
+file-note-blank = ⤵️ Таблица начинается после { $count ->
+        [one] { $count } строки
+       *[other] { $count } строк
+    }.
+file-note-footer = ✂️ Не вошло в данные (итоги, примечания): <i>{ $text }</i>
+file-note-flattened = 🧩 Вложенные поля стали столбцами вида <i>parent.child</i>; списки остались текстом.
+file-columns = { $count ->
+        [one] Столбец:
+       *[other] Столбцы ({ $count }):
+    }
+file-column = { $index }. { $name } — { $type }
+file-columns-more = … и ещё { $count }
+file-flag-missing = пустых { $share }
+file-flag-constant = одно значение во всех строках
+file-flag-mixed = смешанный: в основном { $type }, есть текст
+file-flag-number-name = имя — число
+file-other-sheets = { $count ->
+        [one] Ещё один лист:
+       *[other] Другие листы ({ $count }):
+    }
+file-other-sheet = «{ $sheet }» — { $rows } × { $cols }
+file-other-sheet-file = файл { $file }
+file-other-sheet-left-out = не добавлен: в чате уже предельное число файлов
 file-added-renamed = Сохранён как <code>{ $stored }</code>.
 file-duplicate = 📄 <b>{ $name }</b> уже есть в этом чате — спрашивайте.
 file-added-count = Файлов в чате: { $count }. Я использую все; лишние можно удалить через /files.
@@ -56,14 +82,19 @@ file-download-failed = ⚠️ Не удалось скачать <b>{ $name }</b
 file-error-empty = ⚠️ Файл <b>{ $name }</b> пустой. Пришлите файл со строкой заголовков и данными.
 file-error-no_rows = ⚠️ В <b>{ $name }</b> есть заголовки, но нет ни одной строки данных.
 file-error-binary = ⚠️ <b>{ $name }</b> — не таблица (похоже на двоичный файл: картинку, PDF или архив). Пришлите CSV или XLSX.
-file-error-old_excel = ⚠️ <b>{ $name }</b> — файл старого формата Excel (.xls). Откройте его в Excel или LibreOffice, сохраните как .xlsx или .csv и пришлите снова.
+file-error-old_excel = ⚠️ Не удалось прочитать <b>{ $name }</b> как книгу Excel 97–2003 — возможно, файл повреждён или выгружен необычно. Откройте его в Excel или LibreOffice, сохраните как .xlsx или .csv и пришлите снова.
 file-error-encrypted = ⚠️ <b>{ $name }</b> защищён паролем. Сохраните копию без пароля (или в .csv) и пришлите снова.
 file-error-undecodable = ⚠️ Не удалось прочитать текст <b>{ $name }</b>: кодировка не UTF-8, UTF-16, CP1251 и не Latin-1. Сохраните файл как «CSV UTF-8» и пришлите снова.
-file-error-not_tabular = ⚠️ <b>{ $name }</b> не похож на таблицу: не нашлось устойчивых столбцов. Пришлите CSV (через запятую, точку с запятой или табуляцию) или XLSX.
-file-error-unsupported = ⚠️ Не умею читать <b>{ $name }</b>: я работаю с файлами CSV, TSV и XLSX.
+file-error-not_tabular = ⚠️ <b>{ $name }</b> не похож на таблицу: не нашлось устойчивых столбцов. Пришлите CSV (через запятую, точку с запятой или табуляцию), книгу Excel или ODS, JSON или Parquet.
+file-error-unsupported = ⚠️ Не умею читать <b>{ $name }</b>: я работаю с файлами CSV/TSV, Excel (XLSX, XLS, XLSB), ODS, JSON/NDJSON и Parquet.
 file-error-too_wide = ⚠️ В <b>{ $name }</b> слишком много столбцов (больше { $limit }).
-file-error-corrupt_xlsx = ⚠️ <b>{ $name }</b> похож на файл Excel, но открыть его не удалось — возможно, он повреждён или защищён паролем. Сохраните его заново как .xlsx или .csv.
-files-empty = В этом чате пока нет файлов. Пришлите CSV/XLSX или выберите пример через /dataset.
+file-error-too_large = ⚠️ <b>{ $name }</b> при распаковке больше, чем я могу прочитать (слишком много ячеек или строк — или файл устроен так, чтобы разрастаться при открытии). Пришлите часть таблицы или таблицу в CSV.
+file-error-too_deep = ⚠️ В <b>{ $name }</b> слишком глубокая вложенность для таблицы (JSON в JSON на сотни уровней). Пришлите массив записей или CSV.
+file-error-line_too_long = ⚠️ В <b>{ $name }</b> строка длиной в мегабайты без переноса — это не строка таблицы. Проверьте выгрузку (возможно, потерялись переносы строк) и пришлите снова.
+file-error-corrupt_json = ⚠️ Не нашёл таблицу в <b>{ $name }</b>: это не корректный JSON или в нём нет списка записей. Пришлите массив объектов (<code>[{"{"}"a": 1{"}"}, …]</code>), объект со столбцами, NDJSON (по объекту в строке) или CSV.
+file-error-corrupt_parquet = ⚠️ <b>{ $name }</b> похож на файл Parquet, но прочитать его не удалось — возможно, он повреждён или обрезан. Выгрузите его заново (или в CSV) и пришлите.
+file-error-corrupt_xlsx = ⚠️ <b>{ $name }</b> похож на книгу Excel или ODS, но открыть его не удалось — возможно, он повреждён или защищён паролем. Сохраните его заново как .xlsx или .csv.
+files-empty = В этом чате пока нет файлов. Пришлите CSV, Excel, ODS, JSON или Parquet или выберите пример через /dataset.
 files-header = <b>Файлы этого чата</b> ({ $count }, { $total }):
 files-item = { $index }. <b>{ $name }</b> — { $rows } × { $cols }, { $size }
 files-item-dataset = { $index }. <b>{ $name }</b> — { $rows } × { $cols } (пример данных)
@@ -72,9 +103,9 @@ file-removed = 🗑 Файл <b>{ $name }</b> удалён.
 file-already-removed = Этого файла уже нет.
 file-remove-busy = В этом чате идёт анализ. Дождитесь его или остановите (/cancel), потом удаляйте файл.
 no-files =
-    Сначала нужны данные. Пришлите файл <b>CSV</b> или <b>XLSX</b> или выберите пример:
-no-files-group = Сначала нужны данные: пришлите в группу файл CSV или XLSX (с подписью <code>/analyze@{ $bot_username }</code>, если я его не вижу) или выберите пример через /dataset@{ $bot_username }.
-unsupported-content = Пришлите файл CSV или XLSX документом или задайте вопрос о присланных файлах.
+    Сначала нужны данные. Пришлите файл <b>CSV</b>, <b>Excel</b>, <b>ODS</b>, <b>JSON</b> или <b>Parquet</b> или выберите пример:
+no-files-group = Сначала нужны данные: пришлите в группу файл CSV, Excel, ODS, JSON или Parquet (с подписью <code>/analyze@{ $bot_username }</code>, если я его не вижу) или выберите пример через /dataset@{ $bot_username }.
+unsupported-content = Пришлите файл CSV, Excel, ODS, JSON или Parquet документом или задайте вопрос о присланных файлах.
 
 ## Сброс
 reset-confirm = Забыть все файлы этого чата ({ $count }) и разговор? Отменить это нельзя.
@@ -125,6 +156,7 @@ progress-writing-answer = 📝 Пишу ответ…
 progress-done = ✅ Готово за { $elapsed }
 progress-failed = ❌ Анализ не удался через { $elapsed }
 progress-cancelled = ⏹ Остановлено
+progress-stopped = ⏹ Остановлено: вы нажали «стоп», пока писался ответ. Спросите снова, когда захотите.
 progress-charts = 🖼 Графиков: { $count }
 cancel-button = ⏹ Остановить
 elapsed-seconds = { $seconds } с
@@ -184,3 +216,42 @@ button-outdated = Эта кнопка устарела. Отправьте ко�
 size-bytes = { $value } Б
 size-kb = { $value } КБ
 size-mb = { $value } МБ
+
+## Настройки (/settings)
+settings-title = ⚙️ <b>Настройки этого чата</b>
+settings-language = 🌐 Язык ответов: <b>{ $value }</b>
+settings-language-own = у каждого свой (/language)
+settings-rich = ✨ Расширенные ответы: <b>{ $value }</b> — настоящие таблицы и графики прямо в ответе. Telegram Web и приложение для macOS пока не умеют их показывать.
+settings-code-file = 🧾 Файл с кодом: <b>{ $value }</b> — analysis_code.py после каждого ответа.
+settings-progress-code = 🧮 Код в прогрессе: <b>{ $value }</b> — сообщение о ходе анализа показывает, какой код пишется.
+settings-on = вкл.
+settings-off = выкл.
+settings-admins-only = В группах менять их могут только администраторы группы.
+settings-button-language-own = 👥 У каждого свой
+settings-button-rich = ✨ Расширенные ответы: { $value }
+settings-button-code-file = 🧾 Файл с кодом: { $value }
+settings-button-progress-code = 🧮 Код в прогрессе: { $value }
+settings-saved = Сохранено
+settings-not-admin = Менять настройки группы могут только её администраторы.
+settings-failed = Не удалось сохранить настройку. Попробуйте через минуту.
+cmd-settings = Настройки чата
+
+## Под ответом: следующие вопросы и отчёт
+report-button = 📄 Отчёт
+report-gone = Этот отчёт больше недоступен (чат сброшен или его файлы удалены по сроку хранения).
+report-caption = 📄 Отчёт: вопрос, ответ, графики, код и использованные данные. Открывается в любом браузере, в том числе без интернета.
+report-title = Отчёт об анализе
+report-question = Вопрос
+report-answer = Ответ
+report-charts = Графики
+report-files-made = Файлы
+report-steps = Шаги анализа
+report-step = Шаг {"{"}n{"}"}
+report-code = Код
+report-output = Вывод
+report-no-output = Вывода нет.
+report-data = Использованные данные
+report-rows-columns = {"{"}rows{"}"} строк × {"{"}columns{"}"} столбцов
+report-took = Время
+report-tokens = Токены: {"{"}input{"}"} на входе, {"{"}output{"}"} на выходе
+report-made = Создан
