@@ -21,7 +21,9 @@ COPY bot/sandbox/build.py /tmp/build_sandbox.py
 RUN python /tmp/build_sandbox.py /opt/sandbox --python "$(readlink -f "$(command -v python3)")"
 
 FROM python:3.11-slim
-# bubblewrap: the sandbox of CODE_EXECUTION=local (one per chat's kernel).
+# bubblewrap: the sandbox of CODE_EXECUTION=local (one per chat's kernel). Not pinned: Debian
+# stable's package gets its security fixes under new version numbers.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends bubblewrap \
     && rm -rf /var/lib/apt/lists/*
