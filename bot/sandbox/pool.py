@@ -354,9 +354,21 @@ class KernelPool:
     async def _make_room(self) -> None:
         idle = self._idle()
         while len(idle) >= self.limits.max_idle_kernels:
-            await self._stop(idle.pop(0), remove=True)
+            await self._stop_idle(idle.pop(0))
+
+    async def _stop_idle(self, entry: _Entry) -> bool:
+        """Stop an idle chat's kernel and remove its folder, under the chat's lock, unless a
+        session came for it meanwhile (which waits for the lock and then starts afresh)."""
+        if entry.lock.locked() or entry.busy:
+            return False
+        async with entry.lock:
+            if entry.busy or entry.kernel is None:
+                return False
+            await self._stop(entry, remove=True)
+            return True
 
     async def _stop(self, entry: _Entry, *, remove: bool) -> None:
+        """Stop the kernel (the caller holds `entry.lock`, or the pool is closing)."""
         kernel, entry.kernel = entry.kernel, None
         entry.copied.clear()
         if kernel is not None:
@@ -371,9 +383,10 @@ class KernelPool:
         limit = self.limits.idle_minutes * 60
         now = time.monotonic()
         stale = [e for e in self._idle() if now - e.last_used > limit]
+        stopped = 0
         for entry in stale:
-            await self._stop(entry, remove=True)
-        return len(stale)
+            stopped += await self._stop_idle(entry)
+        return stopped
 
     async def _reap_forever(self) -> None:
         interval = max(min(self.limits.idle_minutes * 60 / 4, 60.0), 0.5)

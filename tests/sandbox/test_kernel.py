@@ -201,3 +201,23 @@ async def test_a_file_the_chat_no_longer_has_disappears(pool: KernelPool, tmp_pa
     session = await pool.session("chat-1", [("kept.csv", kept)])
     out = await session.execute("import os\nprint(sorted(os.listdir()))")
     assert out.text.strip() == "['kept.csv']"
+
+
+async def test_a_session_arriving_while_its_idle_kernel_stops_gets_a_working_one(
+    tmp_path: Path, sandbox_venv: Path
+) -> None:
+    limits = SandboxLimits(idle_minutes=1, step_seconds=20)
+    pool = KernelPool(limits, root_dir=tmp_path / "sb", venv=sandbox_venv)
+    await pool.start()
+    try:
+        first = await pool.session("chat-1", [("data.csv", GAPMINDER)])
+        await first.execute("x = 1")
+        pool._entries["chat-1"].last_used -= 3600  # idle for an hour
+        _, again = await asyncio.gather(
+            pool.reap(), pool.session("chat-1", [("data.csv", GAPMINDER)])
+        )
+        out = await again.execute("import os\nprint(os.listdir())")
+        assert out.text.strip() == "['data.csv']"
+        assert pool.is_warm("chat-1")
+    finally:
+        await pool.aclose()
