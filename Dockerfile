@@ -14,8 +14,19 @@ COPY pyproject.toml README.md ./
 # Runtime dependencies only: no dev or dataset-build groups, and the project itself is
 # run from source (python -m bot), not installed.
 RUN uv sync --no-default-groups --no-install-project
+# The sandbox interpreter for CODE_EXECUTION=local: a venv of the image's own Python with the
+# analysis libraries, bytecode compiled and matplotlib's font cache warm (bot/sandbox/build.py
+# uses the standard library only, so the bot's dependencies are not needed for it).
+COPY bot/sandbox/build.py /tmp/build_sandbox.py
+RUN python /tmp/build_sandbox.py /opt/sandbox --python "$(readlink -f "$(command -v python3)")"
 
 FROM python:3.11-slim
+# bubblewrap: the sandbox of CODE_EXECUTION=local (one per chat's kernel). Not pinned: Debian
+# stable's package gets its security fixes under new version numbers.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
 # /app/data points at /data, so DATA_DIR=./data (the source default, also in a copied
 # .env.example) lands on the volume too when the image runs without compose.
 RUN useradd --create-home --uid 10001 --user-group bot \
@@ -24,11 +35,13 @@ RUN useradd --create-home --uid 10001 --user-group bot \
     && ln -s /data /app/data
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
+COPY --from=build /opt/sandbox /opt/sandbox
 COPY bot ./bot
 COPY datasets/catalog.json datasets/*.csv ./datasets/
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DATA_DIR=/data \
+    SANDBOX_VENV=/opt/sandbox \
     HEALTH_PORT=8081
 USER 10001:10001
 VOLUME ["/data"]

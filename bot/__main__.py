@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bot [serve | check]", file=sys.stderr)
         return 2
 
-    from bot.config import load_settings_or_exit
+    from bot.config import ConfigError, load_settings_or_exit
     from bot.logs import setup_logging
 
     settings = load_settings_or_exit()
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         from bot.telegram.runners import serve  # after the settings check: aiogram imports slowly
 
         return asyncio.run(serve(settings, runtime))
+    except ConfigError as error:  # e.g. CODE_EXECUTION=local on a host that cannot sandbox
+        print(error, file=sys.stderr)
+        return 2
     finally:
         runtime.close()
 

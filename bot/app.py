@@ -97,6 +97,11 @@ async def build_services(settings: Settings, *, catalog: Catalog | None = None) 
         engine = AnalysisEngine.from_settings(
             settings, store, limiter=shared.analysis_slots if shared else None
         )
+        try:
+            await engine.start()  # CODE_EXECUTION=local: the sandbox self-check
+        except BaseException:
+            await engine.aclose()
+            raise
         limits = Limits.from_settings(settings)
         files = ChatFiles(store, local, engine, limits.files)
         analyses = AnalysisService(

@@ -29,7 +29,10 @@ WHERE_TO_GET = {
         "in Yandex Cloud, then an API key with scope yc.ai.foundationModels.execute"
     ),
     "YANDEX_FOLDER_ID": "the id of your Yandex Cloud folder (console → folder → Overview)",
-    "OPENAI_API_KEY": "create a key at platform.openai.com → API keys",
+    "OPENAI_API_KEY": (
+        "create a key at platform.openai.com → API keys (not needed for a keyless server at "
+        "LLM_BASE_URL)"
+    ),
     "WEBHOOK_SECRET": "any random string of 1-256 characters A-Z a-z 0-9 _ -",
 }
 
@@ -105,7 +108,8 @@ class ProviderSettings(BaseSettings):
     @property
     def llm_api_key(self) -> str:
         key = self.yandex_api_key if self.llm_provider == "yandex" else self.openai_api_key
-        assert key is not None  # guaranteed by Settings._required_values
+        if key is None:  # only a keyless server at LLM_BASE_URL (see Settings._required_values)
+            return "no-key"
         return key.get_secret_value()
 
     @property
@@ -115,6 +119,24 @@ class ProviderSettings(BaseSettings):
         if self.llm_provider == "yandex":
             return "https://ai.api.cloud.yandex.net/v1"
         return None  # the SDK's default
+
+
+class CodeExecutionSettings(BaseSettings):
+    """Where the model's code runs: the provider's hosted Code Interpreter (cloud) or a sandboxed
+    Python kernel per chat on this machine (local), driven by any OpenAI-compatible model through
+    function calling over the Responses API or Chat Completions (LLM_API)."""
+
+    code_execution: Literal["cloud", "local"] = "cloud"
+    llm_api: Literal["responses", "chat"] = "responses"
+    max_tool_steps: int = Field(default=12, ge=1, le=100)
+    sandbox_memory_mb: int = Field(default=2048, ge=256)
+    sandbox_step_seconds: float = Field(default=120.0, gt=0)
+    sandbox_idle_minutes: float = Field(default=20.0, gt=0)
+    sandbox_disk_mb: int = Field(default=1024, ge=16)
+    sandbox_max_idle_kernels: int = Field(default=8, ge=1)
+    sandbox_venv: Path = Path(".sandbox-venv")
+
+    execution_lowered = field_validator("code_execution", "llm_api", mode="before")(_lower)
 
 
 class StateSettings(BaseSettings):
@@ -219,6 +241,7 @@ class RunSettings(BaseSettings):
 class Settings(
     TelegramSettings,
     ProviderSettings,
+    CodeExecutionSettings,
     StateSettings,
     AnalysisSettings,
     FileSettings,
@@ -242,7 +265,8 @@ class Settings(
                 missing.append("YANDEX_API_KEY")
             if not self.yandex_folder_id:
                 missing.append("YANDEX_FOLDER_ID")
-        elif self.openai_api_key is None:
+        elif self.openai_api_key is None and not self.llm_base_url:
+            # A self-hosted server (LLM_BASE_URL: Ollama, vLLM, llama.cpp) may need no key.
             missing.append("OPENAI_API_KEY")
         if self.webhook_url and self.webhook_secret is None:
             missing.append("WEBHOOK_SECRET")

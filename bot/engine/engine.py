@@ -240,16 +240,32 @@ class AnalysisEngine:
         limiter: ConcurrencyLimiter | None = None,
     ) -> AnalysisEngine:
         """An engine configured from `settings`, running turns with `executor` (by default the
-        provider's Code Interpreter, owning its client); `limiter` replaces the in-process
-        `TurnLimiter(MAX_CONCURRENT_ANALYSES)` (e.g. a deployment-wide one)."""
+        backend CODE_EXECUTION chooses, owning its client: the provider's Code Interpreter for
+        `cloud`, the local sandboxed kernels for `local`); `limiter` replaces the in-process
+        `TurnLimiter(MAX_CONCURRENT_ANALYSES)` (e.g. a deployment-wide one). Call `start()`
+        before the first run."""
+        if executor is None:
+            if settings.code_execution == "local":
+                from bot.engine.local import LocalExecutor  # the sandbox's imports only when used
+
+                executor = LocalExecutor.from_settings(settings)
+            else:
+                executor = HostedInterpreter.from_settings(settings, remote_index)
         return cls(
-            executor or HostedInterpreter.from_settings(settings, remote_index),
+            executor,
             limiter=limiter,
             max_concurrent=settings.max_concurrent_analyses,
             turn_timeout=settings.analysis_timeout_seconds,
         )
 
     # ---- public API ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Let the backend check that it can work (the local sandbox's self-check); raises
+        `ConfigError` with a one-line explanation when it cannot."""
+        start = getattr(self.executor, "start", None)
+        if start is not None:
+            await start()
 
     @property
     def busy(self) -> int:

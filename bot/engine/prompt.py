@@ -110,13 +110,19 @@ def describe_files(files: Sequence[DataFile]) -> str:
 
 
 def render_instructions(
-    template: str, files: Sequence[DataFile], language: str, *, fresh_sandbox: bool = True
+    template: str,
+    files: Sequence[DataFile],
+    language: str,
+    *,
+    fresh_sandbox: bool = True,
+    sandbox_note: str | None = None,
 ) -> str:
     """The instructions for one turn. `fresh_sandbox`: the code sandbox keeps nothing between
-    turns (Yandex's automatic containers), so the model is told never to rely on earlier state."""
+    turns (Yandex's automatic containers), so the model is told never to rely on earlier state.
+    `sandbox_note`: the backend's own words for `$sandbox` instead (the local kernel's)."""
     return Template(template).safe_substitute(
         files=describe_files(files),
         language=language_name(language),
         language_code=language,
-        sandbox=SANDBOX_NOTES[fresh_sandbox],
+        sandbox=sandbox_note if sandbox_note is not None else SANDBOX_NOTES[fresh_sandbox],
     )

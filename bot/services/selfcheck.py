@@ -260,12 +260,51 @@ async def _deletion_row(
 
 
 async def check_sandbox(settings: Settings) -> CheckRow:
-    """CODE_EXECUTION=local runs the model's code in a local sandbox; this is where its check
-    (one code step in the sandbox, with the memory and time limits) belongs."""
+    """CODE_EXECUTION=local: create a sandbox (in a scratch folder, so a running bot's kernels are
+    not touched), run `1 + 1` and one pandas step in it, with the configured limits."""
+    name = "Local sandbox"
     mode = getattr(settings, "code_execution", "cloud")
     if mode != "local":
-        return CheckRow.skip("Local sandbox", f"CODE_EXECUTION={mode}")
-    return CheckRow.skip("Local sandbox", "no check for the local sandbox in this version")
+        return CheckRow.skip(name, f"CODE_EXECUTION={mode}")
+    from bot.config import ConfigError
+    from bot.engine.local import LocalExecutor
+
+    with tempfile.TemporaryDirectory(prefix="check-sandbox-") as scratch:
+        executor = LocalExecutor.from_settings(settings, root_dir=Path(scratch))
+        try:
+            await executor.start()
+            session = await executor.pool.session("check", [])
+            output = await session.execute(
+                "import pandas, socket\n"
+                "try:\n"
+                "    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
+                "    print('network: OPEN')\n"
+                "except OSError:\n"
+                "    print('network: none')\n"
+                "print('pandas', pandas.__version__)"
+            )
+        except ConfigError as error:
+            return CheckRow.fail(
+                name,
+                str(error).removeprefix("CODE_EXECUTION=local cannot work here: "),
+                "see README → Run it on your own machine (local code execution)",
+            )
+        finally:
+            await executor.aclose()
+    text = output.text.strip()
+    if "network: none" not in text or "pandas" not in text:
+        return CheckRow.fail(
+            name,
+            _clip(f"the sandbox step gave: {text or output.for_model()}", settings),
+            "the sandbox must have no network and the interpreter pandas: rebuild it with "
+            f"python -m bot.sandbox.build {settings.sandbox_venv}",
+        )
+    pandas_line = text.splitlines()[-1]
+    return CheckRow.ok(
+        name,
+        f"bubblewrap kernel ready, no network, {pandas_line}; "
+        f"{settings.sandbox_memory_mb} MB, {settings.sandbox_step_seconds:g} s per step",
+    )
 
 
 # ---- helpers ------------------------------------------------------------------------------------

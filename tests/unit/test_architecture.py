@@ -1,5 +1,7 @@
 """The layers depend one way: telegram → services → engine/storage/tabular → config, common.
-The engine never imports aiogram or storage; storage knows neither the engine nor aiogram."""
+The engine never imports aiogram or storage; storage knows neither the engine nor aiogram.
+The sandbox (local code execution) is below the engine and imports nothing of ours but config
+and common."""
 
 from __future__ import annotations
 
@@ -12,9 +14,27 @@ PACKAGE = Path(__file__).resolve().parents[2] / "bot"
 
 FORBIDDEN = {
     "engine": ("aiogram", "bot.telegram", "bot.storage", "bot.services", "bot.tabular"),
-    "storage": ("aiogram", "bot.telegram", "bot.engine", "bot.services", "openai"),
-    "tabular": ("aiogram", "bot.telegram", "bot.engine", "bot.storage", "bot.services", "openai"),
+    "storage": ("aiogram", "bot.telegram", "bot.engine", "bot.services", "openai", "bot.sandbox"),
+    "tabular": (
+        "aiogram",
+        "bot.telegram",
+        "bot.engine",
+        "bot.storage",
+        "bot.services",
+        "openai",
+        "bot.sandbox",
+    ),
     "services": ("aiogram", "bot.telegram"),
+    "sandbox": (
+        "aiogram",
+        "openai",
+        "bot.telegram",
+        "bot.services",
+        "bot.engine",
+        "bot.storage",
+        "bot.tabular",
+        "bot.catalog",
+    ),
     "common": (
         "aiogram",
         "openai",
@@ -25,6 +45,7 @@ FORBIDDEN = {
         "bot.storage",
         "bot.tabular",
         "bot.catalog",
+        "bot.sandbox",
     ),
 }
 

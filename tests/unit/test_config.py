@@ -151,3 +151,60 @@ def test_blank_variables_mean_not_set_and_names_are_case_insensitive(env) -> Non
     assert settings.telegram_api_base is None
     assert not settings.use_webhook
     assert settings.system_prompt_file is None
+
+
+def test_local_execution_settings_and_their_defaults(env) -> None:
+    env(**BASE)
+    settings = load_settings()
+    assert settings.code_execution == "cloud"
+    assert settings.llm_api == "responses"
+    assert settings.max_tool_steps == 12
+    assert settings.sandbox_memory_mb == 2048
+    assert settings.sandbox_step_seconds == 120
+    assert settings.sandbox_idle_minutes == 20
+    env(CODE_EXECUTION="Local", LLM_API="CHAT", MAX_TOOL_STEPS="5", SANDBOX_MEMORY_MB="1024")
+    settings = load_settings()
+    assert (settings.code_execution, settings.llm_api) == ("local", "chat")
+    assert (settings.max_tool_steps, settings.sandbox_memory_mb) == (5, 1024)
+    env(CODE_EXECUTION="docker")
+    with pytest.raises(ConfigError, match="CODE_EXECUTION is invalid"):
+        load_settings()
+
+
+def test_a_self_hosted_server_needs_no_openai_key(env) -> None:
+    env(TELEGRAM_BOT_TOKEN="123:abc", LLM_PROVIDER="openai")
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
+        load_settings()
+    env(LLM_BASE_URL="http://127.0.0.1:11434/v1", OPENAI_MODEL="qwen3:8b")
+    settings = load_settings()
+    assert settings.llm_api_base == "http://127.0.0.1:11434/v1"
+    assert settings.llm_api_key  # the SDK wants some string; the server ignores it
+
+
+def test_local_mode_on_a_host_that_cannot_sandbox_exits_with_one_line(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
+    clean |= {
+        "PYTHONPATH": str(ROOT),
+        "TELEGRAM_BOT_TOKEN": "123:abc",
+        "TELEGRAM_API_BASE": "http://127.0.0.1:9",
+        "LLM_PROVIDER": "openai",
+        "LLM_BASE_URL": "http://127.0.0.1:9/v1",
+        "CODE_EXECUTION": "local",
+        "SANDBOX_VENV": str(tmp_path / "no-sandbox-interpreter"),
+        "DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    [line] = [
+        line for line in result.stderr.splitlines() if "CODE_EXECUTION=local cannot work" in line
+    ]
+    assert "python -m bot.sandbox.build" in line
