@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import socket
 import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.engine import (
     AnalysisEngine,
     ColumnInfo,
@@ -115,9 +116,15 @@ async def check_provider(settings: Settings) -> list[CheckRow]:
         }
     )
     index = MemoryRemoteIndex()
-    engine = AnalysisEngine.from_settings(quick, index)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bot-check-") as folder:
+    local = getattr(settings, "code_execution", "cloud") == "local"
+    with tempfile.TemporaryDirectory(prefix="bot-check-") as folder:
+        executor = None
+        if local:  # its own sandbox folder: a running bot's kernels are not touched
+            from bot.engine.local import LocalExecutor
+
+            executor = LocalExecutor.from_settings(quick, root_dir=Path(folder) / "sandbox")
+        engine = AnalysisEngine.from_settings(quick, index, executor)
+        try:
             path = Path(folder) / "check.csv"
             await asyncio.to_thread(path.write_bytes, CHECK_CSV)
             data = DataFile(
@@ -134,22 +141,31 @@ async def check_provider(settings: Settings) -> list[CheckRow]:
             )
             started = False
             outcome: TurnFinished | TurnFailed | None = None
-            async with engine.run(request) as run:
-                async for event in run:
-                    if isinstance(event, TurnStarted):
-                        started = True
-                    elif isinstance(event, TurnFinished | TurnFailed):
-                        outcome = event
-            file_id = await index.get_remote_file(data.scope, data.sha256)
+            if local:
+                try:
+                    await engine.start()
+                except ConfigError as error:
+                    outcome = TurnFailed(FailureReason.UNAVAILABLE, str(error))
+            if outcome is None:
+                async with engine.run(request) as run:
+                    async for event in run:
+                        if isinstance(event, TurnStarted):
+                            started = True
+                        elif isinstance(event, TurnFinished | TurnFailed):
+                            outcome = event
             rows = [
                 _provider_row(settings, who, key_name, model_name, model, started, outcome),
-                _turn_row(outcome, started),
-                _upload_row(file_id, outcome, key_name),
+                _turn_row(outcome, started, local=local),
             ]
+            if local:
+                never = "skipped (CODE_EXECUTION=local: files never leave the machine)"
+                return [*rows, CheckRow.skip("File upload", never)]
+            file_id = await index.get_remote_file(data.scope, data.sha256)
+            rows.append(_upload_row(file_id, outcome, key_name))
             rows.append(await _deletion_row(engine, file_id, settings))
             return rows
-    finally:
-        await engine.aclose()
+        finally:
+            await engine.aclose()
 
 
 def _provider_row(
@@ -195,15 +211,19 @@ def _provider_row(
     return CheckRow.fail(name, detail, "see the detail")
 
 
-def _turn_row(outcome: TurnFinished | TurnFailed | None, started: bool) -> CheckRow:
-    name = "Code Interpreter turn"
+def _turn_row(
+    outcome: TurnFinished | TurnFailed | None, started: bool, *, local: bool = False
+) -> CheckRow:
+    name = "Local code turn" if local else "Code Interpreter turn"
     if not started and not isinstance(outcome, TurnFinished):
         return CheckRow.skip(name, "no turn: see the provider row")
     if isinstance(outcome, TurnFailed):
         return CheckRow.fail(
             name,
             f"{outcome.reason.value}: {outcome.detail[:160]}",
-            "the model must have the code_interpreter tool: check the model setting",
+            "the model must call the python tool: check the model and LLM_API"
+            if local
+            else "the model must have the code_interpreter tool: check the model setting",
         )
     assert isinstance(outcome, TurnFinished)
     result = outcome.result
@@ -266,7 +286,6 @@ async def check_sandbox(settings: Settings) -> CheckRow:
     mode = getattr(settings, "code_execution", "cloud")
     if mode != "local":
         return CheckRow.skip(name, f"CODE_EXECUTION={mode}")
-    from bot.config import ConfigError
     from bot.engine.local import LocalExecutor
 
     with tempfile.TemporaryDirectory(prefix="check-sandbox-") as scratch:
@@ -274,15 +293,19 @@ async def check_sandbox(settings: Settings) -> CheckRow:
         try:
             await executor.start()
             session = await executor.pool.session("check", [])
-            output = await session.execute(
-                "import pandas, socket\n"
-                "try:\n"
-                "    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
-                "    print('network: OPEN')\n"
-                "except OSError:\n"
-                "    print('network: none')\n"
-                "print('pandas', pandas.__version__)"
-            )
+            # The bot's host listens on its loopback; a sandbox without network cannot reach
+            # it (its own loopback is another one). Nothing is sent beyond this machine.
+            with socket.create_server(("127.0.0.1", 0)) as listener:
+                port = listener.getsockname()[1]
+                output = await session.execute(
+                    "import pandas, socket\n"
+                    "try:\n"
+                    f"    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+                    "    print('network: OPEN')\n"
+                    "except OSError:\n"
+                    "    print('network: none')\n"
+                    "print('pandas', pandas.__version__)"
+                )
         except ConfigError as error:
             return CheckRow.fail(
                 name,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.config import load_settings
-from bot.services.selfcheck import Status, check_sandbox
+from bot.services.selfcheck import Status, check_provider, check_sandbox
+from tests.fakes.tool_model import Answer, Call, Conversation, running_tool_model
 
 
 def settings(tmp_path: Path, **overrides: object):
@@ -38,3 +39,34 @@ async def test_a_missing_interpreter_fails_with_the_fix(tmp_path: Path) -> None:
 async def test_cloud_mode_skips_it(tmp_path: Path) -> None:
     row = await check_sandbox(settings(tmp_path, code_execution="cloud"))
     assert row.status is Status.SKIP
+
+
+async def test_local_mode_checks_a_real_local_turn_and_uploads_nothing(
+    tmp_path: Path, sandbox_venv: Path
+) -> None:
+    def script(chat: Conversation) -> list[Call | Answer]:
+        if not chat.turn_outputs:
+            return [
+                Call(
+                    "import pandas as pd, matplotlib.pyplot as plt\n"
+                    "df = pd.read_csv('/mnt/data/check.csv')\n"
+                    "df.plot.bar(x='region', y='revenue'); plt.show()\n"
+                    "print(df.revenue.sum())"
+                )
+            ]
+        return [Answer(f"The total revenue is {chat.turn_outputs[-1].split()[-1]}.")]
+
+    async with running_tool_model(script) as model:
+        rows = await check_provider(
+            settings(tmp_path, sandbox_venv=sandbox_venv, llm_base_url=model.base_url)
+        )
+        paths = [path for path, _ in model.requests]
+
+    statuses = {row.name: row.status for row in rows}
+    assert statuses == {
+        "LLM provider": Status.OK,
+        "Local code turn": Status.OK,
+        "File upload": Status.SKIP,
+    }, rows
+    assert not any("files" in path for path in paths)  # the file never left the machine
+    assert not (tmp_path / "data" / "sandbox").exists()  # a running bot's folder is left alone
