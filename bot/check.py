@@ -58,7 +58,7 @@ async def run_checks(settings: Settings, runtime: Runtime, out: TextIO | None = 
     out = out or sys.stdout
     runtime.attach_loop()
     print(
-        "Checking the deployment (one real Code Interpreter turn: up to a few minutes)…",
+        "Checking the deployment (one real analysis turn: up to a few minutes)…",
         file=out,
         flush=True,
     )

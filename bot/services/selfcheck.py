@@ -141,24 +141,28 @@ async def check_provider(settings: Settings) -> list[CheckRow]:
             )
             started = False
             outcome: TurnFinished | TurnFailed | None = None
+            never = "CODE_EXECUTION=local: files never leave the machine"
             if local:
                 try:
                     await engine.start()
-                except ConfigError as error:
-                    outcome = TurnFailed(FailureReason.UNAVAILABLE, str(error))
-            if outcome is None:
-                async with engine.run(request) as run:
-                    async for event in run:
-                        if isinstance(event, TurnStarted):
-                            started = True
-                        elif isinstance(event, TurnFinished | TurnFailed):
-                            outcome = event
+                except ConfigError:
+                    why = "the sandbox cannot start: see the Local sandbox row"
+                    return [
+                        CheckRow.skip("LLM provider", why),
+                        CheckRow.skip("Local code turn", why),
+                        CheckRow.skip("File upload", never),
+                    ]
+            async with engine.run(request) as run:
+                async for event in run:
+                    if isinstance(event, TurnStarted):
+                        started = True
+                    elif isinstance(event, TurnFinished | TurnFailed):
+                        outcome = event
             rows = [
                 _provider_row(settings, who, key_name, model_name, model, started, outcome),
                 _turn_row(outcome, started, local=local),
             ]
             if local:
-                never = "skipped (CODE_EXECUTION=local: files never leave the machine)"
                 return [*rows, CheckRow.skip("File upload", never)]
             file_id = await index.get_remote_file(data.scope, data.sha256)
             rows.append(_upload_row(file_id, outcome, key_name))
