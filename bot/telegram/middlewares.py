@@ -102,7 +102,7 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
             return _DONE  # type: ignore[return-value]
         try:
             async with self._ordered(chat_id):
-                return await self._send(make_request, bot, method, chat_id)
+                return await self._send(make_request, bot, method, chat_id, granted=True)
         finally:
             outbox.release(chat_id)
 
@@ -118,7 +118,12 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
         chat_id: Any,
+        *,
+        granted: bool = False,
     ) -> Response[TelegramType]:
+        """Send; a 429 is waited out and the same request repeated. A `granted` request (one
+        the outbox gave a turn) steps aside while it waits, so ten chats under flood control
+        do not stop the bot from answering everyone else."""
         for attempt in range(1, self.attempts + 1):
             try:
                 return await make_request(bot, method)
@@ -128,9 +133,17 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 log.info(
                     "flood control on %s: waiting %ss", type(method).__name__, error.retry_after
                 )
-                if self.outbox is not None and isinstance(chat_id, int | str):
-                    self.outbox.hold(chat_id, error.retry_after)
-                await asyncio.sleep(error.retry_after)
+                outbox = self.outbox
+                if outbox is not None and isinstance(chat_id, int | str):
+                    outbox.hold(chat_id, error.retry_after)
+                if outbox is not None and granted:
+                    outbox.step_aside()
+                    try:
+                        await asyncio.sleep(error.retry_after)
+                    finally:
+                        outbox.step_back()
+                else:
+                    await asyncio.sleep(error.retry_after)
             except TelegramServerError:
                 if attempt == self.attempts or creates_message(method):
                     raise

@@ -290,6 +290,16 @@ class Outbox:
             del self._chats[chat_id]
         self._wake.set()
 
+    def step_aside(self) -> None:
+        """A granted request waits out a 429: meanwhile it is not in flight, so other chats'
+        requests are not held up by it (its own chat stays busy: nothing goes there)."""
+        self._in_flight -= 1
+        self._wake.set()
+
+    def step_back(self) -> None:
+        """The request that stepped aside is sent again."""
+        self._in_flight += 1
+
     def hold(self, chat_id: int | str, seconds: float) -> None:
         """Telegram asked for a pause in this chat (a 429): nothing goes there meanwhile."""
         chat = self._chat(chat_id)

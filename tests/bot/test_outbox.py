@@ -24,12 +24,15 @@ from tests.fakes.telegram_api import ApiCall, Chat, FloodLimits, TelegramFake
 
 @asynccontextmanager
 async def bot_on(
-    tg: TelegramFake, per_second: float = 50, burst: float = 1, limits: ChatLimits | None = None
+    tg: TelegramFake,
+    per_second: float = 50,
+    burst: float = 1,
+    limits: ChatLimits | None = None,
+    max_in_flight: int = 10,
 ) -> AsyncIterator[Bot]:
     session = AiohttpSession(api=TelegramAPIServer.from_base(tg.base_url))
-    session.middleware(
-        RetryAfterMiddleware(outbox=Outbox(TokenBucket(per_second, burst), limits=limits))
-    )
+    outbox = Outbox(TokenBucket(per_second, burst), limits=limits, max_in_flight=max_in_flight)
+    session.middleware(RetryAfterMiddleware(outbox=outbox))
     bot = Bot(tg.token, session=session)
     try:
         yield bot
@@ -163,6 +166,24 @@ async def test_a_429_from_a_stricter_telegram_is_waited_out_and_the_same_request
         assert len(tg.flood_refusals) >= 1
         assert tg.flood_violations == []  # nothing was sent to the chat during the pause
         assert [m.text for m in tg.messages(chat)] == ["part 0", "part 1", "part 2"]
+
+
+async def test_a_chat_waiting_out_a_429_does_not_hold_up_other_chats() -> None:
+    # One request in flight at a time: the request under flood control must step aside.
+    async with TelegramFake(bot_username=BOT_USERNAME, flood=FloodLimits.strict()) as tg:
+        flooded, other = tg.private_chat(tg.user("Ann")), tg.private_chat(tg.user("Bob"))
+        async with bot_on(tg, max_in_flight=1) as bot:
+            first = len(tg.calls)
+            parts = asyncio.ensure_future(
+                queued(*(send(bot, flooded, f"part {n}", Priority.RESULT) for n in range(2)))
+            )
+            await tg.wait_for(lambda: tg.flood_refusals)  # "part 1" waits out its pause
+            await send(bot, other, "hello")()
+            await parts
+        order = [c.params.get("text") for c in sends(tg, first)]
+        assert order.index("hello") < order.index("part 1")
+        assert [m.text for m in tg.messages(flooded)] == ["part 0", "part 1"]
+        assert tg.flood_violations == []
 
 
 async def test_chat_actions_only_from_spare_budget() -> None:
