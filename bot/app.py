@@ -81,14 +81,17 @@ class Services:
 
     async def aclose(self) -> None:
         try:
-            await self.engine.aclose()
-            if self.shared is not None:
-                await self.shared.analysis_slots.aclose()
+            try:
+                await self.engine.aclose()
+            finally:
+                if self.shared is not None:  # its slots would otherwise wait for their leases
+                    await self.shared.analysis_slots.aclose()
         finally:
             await self.store.close()
 
 
 async def build_services(settings: Settings, *, catalog: Catalog | None = None) -> Services:
+    catalog = catalog or load_catalog(settings.datasets_dir)  # a broken one fails before we open
     store = await open_store(settings)
     try:
         local = LocalFileStore(settings.data_dir / "files")
@@ -119,7 +122,7 @@ async def build_services(settings: Settings, *, catalog: Catalog | None = None) 
         engine=engine,
         files=files,
         analyses=analyses,
-        catalog=catalog or load_catalog(settings.datasets_dir),
+        catalog=catalog,
         access=AccessPolicy.from_settings(settings),
         limits=limits,
         people=People(store),

@@ -180,9 +180,9 @@ class ChatFiles:
 
     async def _check_caps(self, files: list[StoredFile], new_size: int) -> None:
         used = sum(f.size for f in files if f.dataset_id is None)
-        await self._check_caps_figures(len(files), used, new_size)
+        self._check_caps_figures(len(files), used, new_size)
 
-    async def _check_caps_figures(self, count: int, used: int, new_size: int) -> None:
+    def _check_caps_figures(self, count: int, used: int, new_size: int) -> None:
         if count >= self.limits.max_files:
             raise FileRejected(RejectReason.TOO_MANY_FILES, limit=self.limits.max_files)
         if used + new_size > self.limits.max_chat_bytes:
@@ -291,7 +291,7 @@ class ChatFiles:
                 while not (outcome := await self._add_within(record)).added:
                     if outcome.duplicate_key is None:
                         await self._discard_local(path, added_extra)
-                        await self._check_caps_figures(outcome.files, outcome.used, size)
+                        self._check_caps_figures(outcome.files, outcome.used, size)
                         raise AssertionError("the store refused a file within the caps")
                     existing = await self._store.get_file(chat_id, outcome.duplicate_key)
                     if existing is not None:
