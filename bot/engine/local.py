@@ -70,6 +70,7 @@ from bot.engine.types import (
     Usage,
 )
 from bot.sandbox import KernelPool, SandboxError, SandboxLimits, SandboxUnavailable, StepOutput
+from bot.sandbox.files import read_file
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class _TurnState:
         self.steps: list[CodeStep] = []
         self.images: list[Artifact] = []
         self.files: dict[str, Path] = {}  # name under /mnt/data → where the bot reads it
+        self.work: Path | None = None  # the chat's work folder (/mnt/data on the host)
         self.started_emitted = False
 
     def add_usage(self, usage: Usage) -> None:
@@ -429,6 +431,7 @@ class LocalExecutor:
         state.progress.code_ran = True
         try:
             session = await asyncio.shield(session_task)
+            state.work = session.work_dir
             output = await session.execute(code)
         except (SandboxError, OSError) as error:
             logger.warning("turn %s: sandbox failed: %s", state.turn.analysis_id, error)
@@ -447,7 +450,7 @@ class LocalExecutor:
     async def _finish(
         self, turn: Turn, state: _TurnState, reply: _Reply, chat_key: str
     ) -> TurnResult:
-        files = await asyncio.to_thread(_read_files, state.files, self._caps.max_bytes)
+        files = await asyncio.to_thread(_read_files, state.files, state.work, self._caps.max_bytes)
         too_big = sum(1 for _, data in files if data is None)
         produced = [
             Artifact(safe_filename(name), guess_mime_type(name), data)
@@ -724,14 +727,21 @@ def _assistant_message(reply: _Reply) -> dict[str, Any]:
     }
 
 
-def _read_files(files: dict[str, Path], max_bytes: int) -> list[tuple[str, bytes | None]]:
-    """The latest version of each file the code wrote (None: over the size cap or gone)."""
+def _read_files(
+    files: dict[str, Path], work: Path | None, max_bytes: int
+) -> list[tuple[str, bytes | None]]:
+    """The latest version of each file the code wrote (None: over the size cap). A file that
+    is gone, is not a regular file, or is reached through a link is skipped: the sandbox can
+    plant links to host files (/proc/self/environ, another chat's folder) and must never get
+    the bot to read them."""
+    if work is None:
+        return []
     out: list[tuple[str, bytes | None]] = []
-    for name, path in files.items():
+    for name in files:
         try:
-            size = path.stat().st_size
-            out.append((name, None if size > max_bytes else path.read_bytes()))
-        except OSError:
+            out.append((name, read_file(work, name, max_bytes)))
+        except OSError as error:
+            logger.warning("a file the code wrote is not sent (%s): %s", name, error)
             continue
     return out
 

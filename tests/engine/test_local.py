@@ -393,3 +393,35 @@ async def test_a_new_conversation_gets_a_fresh_kernel(local_engine: Factory) -> 
         anew = finished(await collect(engine.run(TurnRequest("check", [], chat_key="5"))))
         assert anew.text == "False"
     assert "just been started" in model.requests[-2][1]["instructions"]
+
+
+async def test_links_planted_in_place_of_written_files_are_not_sent(
+    local_engine: Factory, tmp_path: Path
+) -> None:
+    secret = tmp_path / "host"
+    secret.mkdir()
+    (secret / "a.csv").write_text("TOKEN=host-secret\n")
+    (secret / "out.csv").write_text("TOKEN=host-secret\n")
+    steps = [
+        "import os\nos.makedirs('sub', exist_ok=True)\n"
+        "open('out.csv', 'w').write('x\\n1\\n')\nopen('sub/a.csv', 'w').write('y\\n2\\n')",
+        "import os, shutil\nos.remove('out.csv')\n"
+        f"os.symlink({str(secret / 'out.csv')!r}, 'out.csv')\n"
+        f"shutil.rmtree('sub')\nos.symlink({str(secret)!r}, 'sub')\n"
+        "os.symlink('/proc/self/environ', 'env.txt')",
+    ]
+
+    def script(chat: Conversation) -> list[Call | Answer]:
+        if len(chat.turn_outputs) < len(steps):
+            return [Call(steps[len(chat.turn_outputs)])]
+        return [Answer("done")]
+
+    async with running_tool_model(script) as model:
+        engine = local_engine(model)
+        await engine.start()
+        result = finished(await collect(engine.run(TurnRequest("go", [], chat_key="9"))))
+    assert result.text == "done"
+    for artifact in result.artifacts:
+        assert b"host-secret" not in artifact.data
+        assert b"PATH=" not in artifact.data
+    assert not {a.name for a in result.artifacts} & {"out.csv", "a.csv", "env.txt"}
