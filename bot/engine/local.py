@@ -36,7 +36,7 @@ import json
 import logging
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +94,7 @@ LAST_WORD = (
     "answer now with what you have found, and say briefly what is left unchecked."
 )
 HISTORY_TURNS = 6  # questions and answers kept per chat when the server keeps no responses
+HISTORY_CHATS = 1000  # chats whose history is kept (the least recently active are forgotten)
 LOGS_IN_EVENT = 4000  # characters of a step's output shown in CodeFinished / CodeStep
 
 
@@ -256,7 +257,8 @@ class LocalExecutor:
         self._template = system_prompt_template or load_template()
         self._owns_client = owns_client
         self._stateless = api == "chat"
-        self._history: dict[str, deque[tuple[str, str]]] = {}
+        # Stateless chats' recent turns, for the most recently active chats only.
+        self._history: OrderedDict[str, deque[tuple[str, str]]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, root_dir: Path | None = None) -> LocalExecutor:
@@ -311,9 +313,14 @@ class LocalExecutor:
             await self._client.close()
 
     async def run_turn(self, turn: Turn) -> Terminal:
+        chat_key = turn.request.chat_key or turn.analysis_id
+        # The chat's kernel and folder stay put for the whole turn, steps and thinking alike.
+        async with self.pool.hold(chat_key):
+            return await self._run_turn(turn, chat_key)
+
+    async def _run_turn(self, turn: Turn, chat_key: str) -> Terminal:
         request = turn.request
         state = _TurnState(turn)
-        chat_key = request.chat_key or turn.analysis_id
         if not request.previous_response_id:
             # A new conversation (the first question, /reset, or an expired one) gets a clean
             # kernel and folder, as a new cloud container would be.
@@ -462,8 +469,11 @@ class LocalExecutor:
         # Saved files first (named by the model), then the charts it displayed.
         artifacts, dropped = keep_within_caps([*produced, *state.images], self._caps)
         if self._stateless:
-            history = self._history.setdefault(chat_key, deque(maxlen=HISTORY_TURNS))
+            history = self._history.pop(chat_key, None) or deque(maxlen=HISTORY_TURNS)
             history.append((turn.request.question, reply.text))
+            self._history[chat_key] = history  # the most recent last
+            while len(self._history) > HISTORY_CHATS:
+                self._history.popitem(last=False)
         return TurnResult(
             response_id=reply.response_id,
             text=rewrite_sandbox_links(reply.text),

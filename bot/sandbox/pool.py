@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from bot.common import safe_filename
@@ -234,6 +234,18 @@ class KernelPool:
             entry = _Entry(chat_key, self.root_dir / name)
             self._entries[chat_key] = entry
         return entry
+
+    @contextlib.asynccontextmanager
+    async def hold(self, chat_key: str) -> AsyncIterator[None]:
+        """Keep the chat's kernel and folder for a whole turn: between its steps (while the model
+        thinks) neither the idle reaper nor the least-recently-used limit may stop them."""
+        entry = self._entry_for(chat_key)
+        entry.busy += 1
+        try:
+            yield
+        finally:
+            entry.busy -= 1
+            entry.last_used = time.monotonic()
 
     async def session(self, chat_key: str, files: Sequence[InputFile]) -> Session:
         """The chat's kernel (started if needed) with `files` present in /mnt/data."""
