@@ -36,7 +36,7 @@ import json
 import logging
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +70,7 @@ from bot.engine.types import (
     Usage,
 )
 from bot.sandbox import KernelPool, SandboxError, SandboxLimits, SandboxUnavailable, StepOutput
+from bot.sandbox.files import read_file
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ LAST_WORD = (
     "answer now with what you have found, and say briefly what is left unchecked."
 )
 HISTORY_TURNS = 6  # questions and answers kept per chat when the server keeps no responses
+HISTORY_CHATS = 1000  # chats whose history is kept (the least recently active are forgotten)
 LOGS_IN_EVENT = 4000  # characters of a step's output shown in CodeFinished / CodeStep
 
 
@@ -201,6 +203,7 @@ class _TurnState:
         self.steps: list[CodeStep] = []
         self.images: list[Artifact] = []
         self.files: dict[str, Path] = {}  # name under /mnt/data → where the bot reads it
+        self.work: Path | None = None  # the chat's work folder (/mnt/data on the host)
         self.started_emitted = False
 
     def add_usage(self, usage: Usage) -> None:
@@ -254,7 +257,8 @@ class LocalExecutor:
         self._template = system_prompt_template or load_template()
         self._owns_client = owns_client
         self._stateless = api == "chat"
-        self._history: dict[str, deque[tuple[str, str]]] = {}
+        # Stateless chats' recent turns, for the most recently active chats only.
+        self._history: OrderedDict[str, deque[tuple[str, str]]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, root_dir: Path | None = None) -> LocalExecutor:
@@ -309,9 +313,14 @@ class LocalExecutor:
             await self._client.close()
 
     async def run_turn(self, turn: Turn) -> Terminal:
+        chat_key = turn.request.chat_key or turn.analysis_id
+        # The chat's kernel and folder stay put for the whole turn, steps and thinking alike.
+        async with self.pool.hold(chat_key):
+            return await self._run_turn(turn, chat_key)
+
+    async def _run_turn(self, turn: Turn, chat_key: str) -> Terminal:
         request = turn.request
         state = _TurnState(turn)
-        chat_key = request.chat_key or turn.analysis_id
         if not request.previous_response_id:
             # A new conversation (the first question, /reset, or an expired one) gets a clean
             # kernel and folder, as a new cloud container would be.
@@ -429,6 +438,7 @@ class LocalExecutor:
         state.progress.code_ran = True
         try:
             session = await asyncio.shield(session_task)
+            state.work = session.work_dir
             output = await session.execute(code)
         except (SandboxError, OSError) as error:
             logger.warning("turn %s: sandbox failed: %s", state.turn.analysis_id, error)
@@ -447,7 +457,7 @@ class LocalExecutor:
     async def _finish(
         self, turn: Turn, state: _TurnState, reply: _Reply, chat_key: str
     ) -> TurnResult:
-        files = await asyncio.to_thread(_read_files, state.files, self._caps.max_bytes)
+        files = await asyncio.to_thread(_read_files, state.files, state.work, self._caps.max_bytes)
         too_big = sum(1 for _, data in files if data is None)
         produced = [
             Artifact(safe_filename(name), guess_mime_type(name), data)
@@ -459,8 +469,11 @@ class LocalExecutor:
         # Saved files first (named by the model), then the charts it displayed.
         artifacts, dropped = keep_within_caps([*produced, *state.images], self._caps)
         if self._stateless:
-            history = self._history.setdefault(chat_key, deque(maxlen=HISTORY_TURNS))
+            history = self._history.pop(chat_key, None) or deque(maxlen=HISTORY_TURNS)
             history.append((turn.request.question, reply.text))
+            self._history[chat_key] = history  # the most recent last
+            while len(self._history) > HISTORY_CHATS:
+                self._history.popitem(last=False)
         return TurnResult(
             response_id=reply.response_id,
             text=rewrite_sandbox_links(reply.text),
@@ -724,14 +737,21 @@ def _assistant_message(reply: _Reply) -> dict[str, Any]:
     }
 
 
-def _read_files(files: dict[str, Path], max_bytes: int) -> list[tuple[str, bytes | None]]:
-    """The latest version of each file the code wrote (None: over the size cap or gone)."""
+def _read_files(
+    files: dict[str, Path], work: Path | None, max_bytes: int
+) -> list[tuple[str, bytes | None]]:
+    """The latest version of each file the code wrote (None: over the size cap). A file that
+    is gone, is not a regular file, or is reached through a link is skipped: the sandbox can
+    plant links to host files (/proc/self/environ, another chat's folder) and must never get
+    the bot to read them."""
+    if work is None:
+        return []
     out: list[tuple[str, bytes | None]] = []
-    for name, path in files.items():
+    for name in files:
         try:
-            size = path.stat().st_size
-            out.append((name, None if size > max_bytes else path.read_bytes()))
-        except OSError:
+            out.append((name, read_file(work, name, max_bytes)))
+        except OSError as error:
+            logger.warning("a file the code wrote is not sent (%s): %s", name, error)
             continue
     return out
 

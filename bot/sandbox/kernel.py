@@ -30,12 +30,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import zmq
 import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 
+from bot.sandbox.files import remove_file
 from bot.sandbox.output import StepFile, StepOutput, TrimmedText, strip_ansi
 
 logger = logging.getLogger(__name__)
@@ -145,7 +147,7 @@ def _etc_binds() -> list[str]:
     return args
 
 
-def _usr_layout() -> list[str]:
+def usr_layout() -> list[str]:
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("lib", "lib64", "bin", "sbin"):
         target = Path("/") / name
@@ -167,7 +169,7 @@ def sandbox_args(venv: Path, fds: tuple[int, int, int], limits: SandboxLimits) -
         "--unshare-all",
         "--die-with-parent",
         "--new-session",
-        *_usr_layout(),
+        *usr_layout(),
         *_etc_binds(),
         "--ro-bind-fd",
         str(venv_fd),
@@ -263,10 +265,10 @@ def _snapshot(work: Path) -> dict[str, tuple[int, int]]:
             try:
                 if entry.is_symlink():
                     continue
-                if entry.is_dir():
+                if entry.is_dir(follow_symlinks=False):
                     stack.append((Path(entry.path), f"{prefix}{entry.name}/"))
-                elif entry.is_file():
-                    st = entry.stat()
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
                     found[prefix + entry.name] = (st.st_size, st.st_mtime_ns)
             except OSError:
                 continue
@@ -492,7 +494,14 @@ class Kernel:
         msg_id = self._client.execute(code, silent=True, store_history=False)
         deadline = time.monotonic() + self.limits.start_seconds
         while True:
-            reply = await self._client.get_shell_msg(timeout=max(deadline - time.monotonic(), 0.1))
+            try:
+                reply = await self._client.get_shell_msg(
+                    timeout=max(deadline - time.monotonic(), 0.1)
+                )
+            except Empty:
+                raise SandboxError(
+                    f"the kernel did not answer in {self.limits.start_seconds:g}s"
+                ) from None
             if reply["parent_header"].get("msg_id") == msg_id:
                 return dict(reply["content"])
 
@@ -591,7 +600,7 @@ class Kernel:
         for name, stat in _snapshot(self.work).items():
             if before.get(name) != stat:
                 with contextlib.suppress(OSError):
-                    (self.work / name).unlink()
+                    remove_file(self.work, name)
 
     def _used(self) -> int:
         used = disk_usage(self.work)

@@ -25,17 +25,18 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from bot.common import safe_filename
+from bot.sandbox.files import copy_in, lstat_in, remove_file
 from bot.sandbox.kernel import (
     Kernel,
     SandboxError,
     SandboxLimits,
-    _usr_layout,
     host_uid,
     make_context,
+    usr_layout,
 )
 from bot.sandbox.output import StepOutput
 
@@ -201,7 +202,7 @@ class KernelPool:
         if self._uid is not None:
             kwargs.update(user=self._uid, group=self._uid, extra_groups=[])
         result = subprocess.run(  # noqa: S603
-            [self._bwrap, "--unshare-all", *_usr_layout(), "--", "/usr/bin/true"],
+            [self._bwrap, "--unshare-all", *usr_layout(), "--", "/usr/bin/true"],
             capture_output=True,
             text=True,
             env={},
@@ -233,6 +234,18 @@ class KernelPool:
             entry = _Entry(chat_key, self.root_dir / name)
             self._entries[chat_key] = entry
         return entry
+
+    @contextlib.asynccontextmanager
+    async def hold(self, chat_key: str) -> AsyncIterator[None]:
+        """Keep the chat's kernel and folder for a whole turn: between its steps (while the model
+        thinks) neither the idle reaper nor the least-recently-used limit may stop them."""
+        entry = self._entry_for(chat_key)
+        entry.busy += 1
+        try:
+            yield
+        finally:
+            entry.busy -= 1
+            entry.last_used = time.monotonic()
 
     async def session(self, chat_key: str, files: Sequence[InputFile]) -> Session:
         """The chat's kernel (started if needed) with `files` present in /mnt/data."""
@@ -273,24 +286,26 @@ class KernelPool:
         wanted = {safe_filename(name) for name, _ in files}
         for gone in [name for name in entry.copied if name not in wanted]:
             with contextlib.suppress(OSError):
-                (entry.work / gone).unlink()
+                remove_file(entry.work, gone)
             del entry.copied[gone]
         for name, source in files:
             safe = safe_filename(name)
-            target = entry.work / safe
-            src = source.stat()
             try:
-                dst = target.stat()
+                src = source.stat()
+            except FileNotFoundError:
+                # The model simply does not see it; the other files and steps still work.
+                logger.warning("chat file %s is missing locally (%s); not copied", safe, source)
+                continue
+            try:
+                # Never follows a link the sandbox may have put in its place.
+                dst = lstat_in(entry.work, safe)
                 current = (src.st_size, src.st_mtime_ns, dst.st_size, dst.st_mtime_ns)
             except FileNotFoundError:
                 current = None
             if current is not None and entry.copied.get(safe) == current:
                 continue
-            tmp = entry.work / f".{safe}.copy"
-            shutil.copyfile(source, tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-            dst = target.stat()
+            copy_in(source, entry.work, safe, 0o644)
+            dst = lstat_in(entry.work, safe)
             entry.copied[safe] = (src.st_size, src.st_mtime_ns, dst.st_size, dst.st_mtime_ns)
 
     async def reset(self, chat_key: str) -> None:

@@ -393,3 +393,77 @@ async def test_a_new_conversation_gets_a_fresh_kernel(local_engine: Factory) -> 
         anew = finished(await collect(engine.run(TurnRequest("check", [], chat_key="5"))))
         assert anew.text == "False"
     assert "just been started" in model.requests[-2][1]["instructions"]
+
+
+async def test_links_planted_in_place_of_written_files_are_not_sent(
+    local_engine: Factory, tmp_path: Path
+) -> None:
+    secret = tmp_path / "host"
+    secret.mkdir()
+    (secret / "a.csv").write_text("TOKEN=host-secret\n")
+    (secret / "out.csv").write_text("TOKEN=host-secret\n")
+    steps = [
+        "import os\nos.makedirs('sub', exist_ok=True)\n"
+        "open('out.csv', 'w').write('x\\n1\\n')\nopen('sub/a.csv', 'w').write('y\\n2\\n')",
+        "import os, shutil\nos.remove('out.csv')\n"
+        f"os.symlink({str(secret / 'out.csv')!r}, 'out.csv')\n"
+        f"shutil.rmtree('sub')\nos.symlink({str(secret)!r}, 'sub')\n"
+        "os.symlink('/proc/self/environ', 'env.txt')",
+    ]
+
+    def script(chat: Conversation) -> list[Call | Answer]:
+        if len(chat.turn_outputs) < len(steps):
+            return [Call(steps[len(chat.turn_outputs)])]
+        return [Answer("done")]
+
+    async with running_tool_model(script) as model:
+        engine = local_engine(model)
+        await engine.start()
+        result = finished(await collect(engine.run(TurnRequest("go", [], chat_key="9"))))
+    assert result.text == "done"
+    for artifact in result.artifacts:
+        assert b"host-secret" not in artifact.data
+        assert b"PATH=" not in artifact.data
+    assert not {a.name for a in result.artifacts} & {"out.csv", "a.csv", "env.txt"}
+
+
+async def test_the_chats_kernel_is_kept_while_the_model_thinks_between_steps(
+    local_engine: Factory,
+) -> None:
+    reaps: list[asyncio.Task[int]] = []
+
+    def script(chat: Conversation) -> list[Call | Answer]:
+        if not chat.turn_outputs:
+            return [Call("x = 41\nopen('kept.txt', 'w').write('yes')")]
+        if len(chat.turn_outputs) == 1:
+            # Between the steps the chat looks idle for an hour, and the reaper runs.
+            pool = engine.executor.pool  # type: ignore[attr-defined]
+            pool._entries["7"].last_used -= 3600
+            reaps.append(asyncio.ensure_future(pool.reap()))
+            return [Call("print(x + 1, open('kept.txt').read())")]
+        return [Answer(chat.turn_outputs[-1].strip())]
+
+    async with running_tool_model(script) as model:
+        engine = local_engine(model)
+        await engine.start()
+        result = finished(await collect(engine.run(TurnRequest("go", [], chat_key="7"))))
+        assert await reaps[0] == 0
+    assert result.text == "42 yes"
+    assert "7" in engine.executor.pool.kernel_pids()  # type: ignore[attr-defined]
+
+
+async def test_stateless_history_is_kept_for_a_bounded_number_of_chats(
+    local_engine: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.engine.local.HISTORY_CHATS", 2, raising=False)
+
+    def script(chat: Conversation) -> list[Call | Answer]:
+        return [Answer("ok")]
+
+    async with running_tool_model(script, keeps_responses=False) as model:
+        engine = local_engine(model, api="chat")
+        await engine.start()
+        for key in ("a", "b", "c"):
+            finished(await collect(engine.run(TurnRequest("q", [], chat_key=key))))
+        history = engine.executor._history  # type: ignore[attr-defined]
+    assert list(history) == ["b", "c"]

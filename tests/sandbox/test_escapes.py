@@ -237,3 +237,36 @@ async def test_printing_100_mb_comes_back_trimmed(pool: KernelPool) -> None:
     assert lines.text.startswith("0\n1\n2\n")
     assert lines.text.rstrip().endswith("299999")
     assert len(lines.text) <= LIMITS.output_chars + 200
+
+
+async def test_a_planted_link_is_not_written_through_when_files_are_copied_again(
+    pool: KernelPool, tmp_path: Path
+) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("host file")
+    victim.chmod(0o600)
+    session = await pool.session("chat-1", [("data.csv", data)])
+    out = await session.execute(
+        "import os\n"
+        "os.remove('/mnt/data/data.csv')\n"
+        f"os.symlink({str(victim)!r}, '/mnt/data/.data.csv.copy')\n"
+        "print('planted')"
+    )
+    assert "planted" in out.text
+    # The next step copies data.csv again: the link must be replaced, not written through.
+    session = await pool.session("chat-1", [("data.csv", data)])
+    out = await session.execute("print(open('/mnt/data/data.csv').read())")
+    assert "a,b" in out.text
+    assert victim.read_text() == "host file"
+    assert victim.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_chat_file_missing_locally_is_skipped(pool: KernelPool, tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    files = [("data.csv", data), ("gone.csv", tmp_path / "gone.csv")]
+    session = await pool.session("chat-1", files)
+    out = await session.execute("import os; print(sorted(os.listdir('/mnt/data')))")
+    assert "['data.csv']" in out.text

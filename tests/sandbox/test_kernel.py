@@ -221,3 +221,21 @@ async def test_a_session_arriving_while_its_idle_kernel_stops_gets_a_working_one
         assert pool.is_warm("chat-1")
     finally:
         await pool.aclose()
+
+
+async def test_a_kernel_too_slow_to_answer_its_start_up_code_is_a_sandbox_error(
+    pool: KernelPool,
+) -> None:
+    import dataclasses
+
+    from bot.sandbox import SandboxError
+
+    session = await pool.session("chat-1", [])
+    kernel = pool._entries["chat-1"].kernel
+    assert kernel is not None
+    kernel.limits = dataclasses.replace(kernel.limits, start_seconds=0.3)
+    # What a slow or dying kernel start looks like: no reply within start_seconds.
+    with pytest.raises(SandboxError, match="did not answer"):
+        await kernel._run_quiet("import time; time.sleep(3)")
+    out = await session.execute("print('still here')")
+    assert "still here" in out.text
