@@ -171,6 +171,12 @@ def sandbox_args(venv: Path, fds: tuple[int, int, int], limits: SandboxLimits) -
         "--new-session",
         *usr_layout(),
         *_etc_binds(),
+        # The private /tmp first: the interpreter may itself live under /tmp (a checkout
+        # there), and a later bind is placed inside the tmpfs instead of being hidden by it.
+        "--size",
+        str(limits.tmp_mb << 20),
+        "--tmpfs",
+        SANDBOX_TMP,
         "--ro-bind-fd",
         str(venv_fd),
         str(venv),
@@ -180,10 +186,6 @@ def sandbox_args(venv: Path, fds: tuple[int, int, int], limits: SandboxLimits) -
         "/dev",
         "--remount-ro",
         "/dev",
-        "--size",
-        str(limits.tmp_mb << 20),
-        "--tmpfs",
-        SANDBOX_TMP,
         "--bind-fd",
         str(work_fd),
         SANDBOX_DATA,

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from bot.sandbox import KernelPool, SandboxLimits, SandboxUnavailable
+from tests.sandbox.conftest import LIMITS
 
 REPO = Path(__file__).resolve().parents[2]
 GAPMINDER = REPO / "datasets" / "gapminder.csv"
@@ -239,3 +240,27 @@ async def test_a_kernel_too_slow_to_answer_its_start_up_code_is_a_sandbox_error(
         await kernel._run_quiet("import time; time.sleep(3)")
     out = await session.execute("print('still here')")
     assert "still here" in out.text
+
+
+def _link_under(folder: Path, venv: Path) -> Path:
+    folder.mkdir()
+    link = folder / ".sandbox-venv"
+    link.symlink_to(venv.resolve(), target_is_directory=True)
+    return link
+
+
+async def test_an_interpreter_under_tmp_is_still_seen_by_the_sandbox(
+    tmp_path: Path, sandbox_venv: Path
+) -> None:
+    # A checkout under /tmp (CI clones anywhere): the sandbox's own /tmp must not hide it.
+    under_tmp = _link_under(tmp_path / "checkout", sandbox_venv)
+    if not str(under_tmp).startswith("/tmp/"):
+        pytest.skip("pytest's temporary folder is not under /tmp here")
+    kernels = KernelPool(LIMITS, root_dir=tmp_path / "sandbox", venv=under_tmp)
+    try:
+        await kernels.start()
+        session = await kernels.session("chat-1", [])
+        out = await session.execute("print(6 * 7)")
+        assert out.text.strip() == "42"
+    finally:
+        await kernels.aclose()
