@@ -247,6 +247,17 @@ class KernelPool:
             entry.busy -= 1
             entry.last_used = time.monotonic()
 
+    def _new_kernel(self, entry: _Entry) -> Kernel:
+        """A kernel (not started yet) for the chat's folder, with the pool's limits."""
+        return Kernel(
+            venv=self.venv,
+            work=entry.work,
+            limits=self.limits,
+            context=self._context,
+            bwrap=self._bwrap,
+            uid=self._uid,
+        )
+
     async def session(self, chat_key: str, files: Sequence[InputFile]) -> Session:
         """The chat's kernel (started if needed) with `files` present in /mnt/data."""
         if self._closed:
@@ -263,14 +274,7 @@ class KernelPool:
                     entry.kernel = None
                 if entry.kernel is None:
                     await self._make_room()
-                    kernel = Kernel(
-                        venv=self.venv,
-                        work=entry.work,
-                        limits=self.limits,
-                        context=self._context,
-                        bwrap=self._bwrap,
-                        uid=self._uid,
-                    )
+                    kernel = self._new_kernel(entry)
                     await kernel.start()
                     entry.kernel = kernel
                 entry.lost = False
@@ -331,14 +335,7 @@ class KernelPool:
                 if entry.kernel is None or not entry.kernel.alive:
                     if entry.kernel is not None:
                         await entry.kernel.stop(keep_work=True)
-                    kernel = Kernel(
-                        venv=self.venv,
-                        work=entry.work,
-                        limits=self.limits,
-                        context=self._context,
-                        bwrap=self._bwrap,
-                        uid=self._uid,
-                    )
+                    kernel = self._new_kernel(entry)
                     await kernel.start()
                     entry.kernel = kernel
                     entry.lost = False
